@@ -1,0 +1,68 @@
+# Two entry points on a fresh machine: `make test` and `make book`. Each creates .venv and installs what it
+# needs (torch and torchvision first, as one pair from the package registry), then does its work.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+PROFILE ?= cpu
+ONLY ?=
+BOOK_ARGS ?=
+COMPAT_VENV ?= .venv-compat
+PYTEST_ARGS ?=
+
+.PHONY: test lint unit book book-smoke test-compat test-book clean help
+
+help:
+	@echo "make test         install into $(VENV) and run lint, the Python 3.8 check and the unit tests"
+	@echo "make book         install the book tools and build the book (PROFILE=$(PROFILE)) into _build/html"
+	@echo "make test-compat  run the unit tests against torch 2.1 / torchvision 0.16 in $(COMPAT_VENV)"
+	@echo "make test-book    the reader's check: open every built page in headless Chromium"
+
+$(VENV)/.torch:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	# torch and torchvision must come from one build family; an installed pair (JetPack, +cpu) is kept.
+	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PIP) install torch torchvision
+	touch $@
+
+$(VENV)/.test: $(VENV)/.torch pyproject.toml
+	$(PIP) install -e ".[test]"
+	touch $@
+
+$(VENV)/.book: $(VENV)/.test
+	$(PIP) install -e ".[book,test]"
+	$(PY) -m ipykernel install --sys-prefix --name gearlib --display-name "gearlib (Python 3)"
+	touch $@
+
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check gearlib tests notebooks
+	$(VENV)/bin/ruff format --check gearlib tests notebooks
+	$(VENV)/bin/vermin --target=3.8- --violations --no-tips -q gearlib notebooks
+
+unit: $(VENV)/.test
+	$(PY) -m pytest tests/unit -q -n 2 $(PYTEST_ARGS)
+
+test: lint unit
+
+book: $(VENV)/.book
+	$(VENV)/bin/gearlib book --profile $(PROFILE) $(if $(ONLY),--only $(ONLY)) $(BOOK_ARGS)
+
+book-smoke:
+	$(MAKE) book PROFILE=smoke
+
+test-book: $(VENV)/.book
+	$(PY) -m pytest tests/book -q
+
+# A second environment with the Jetson's torch 2.1 / torchvision 0.16 (numpy 1.x, which torch 2.1 needs).
+$(COMPAT_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/pip install --upgrade pip
+	$(COMPAT_VENV)/bin/pip install "torch==2.1.*" "torchvision==0.16.*" "numpy<2"
+	$(COMPAT_VENV)/bin/pip install -e ".[test]" "torch==2.1.*" "torchvision==0.16.*" "numpy<2"
+	touch $@
+
+test-compat: $(COMPAT_VENV)/.installed
+	$(COMPAT_VENV)/bin/python -m pytest tests/unit -q -n 2 $(PYTEST_ARGS)
+
+clean:
+	rm -rf _build book/executed

@@ -1,0 +1,268 @@
+"""Hardware profiles (`smoke`, `cpu`, `quadro`, `jetson`) as typed configs carrying GEARnn's hyperparameters.
+
+Numbers come from the paper (Table 1, Appendix A) via ../shared/spec/gearnn-methods.md §7; the `smoke` and
+`cpu` profiles scale epochs and data down while keeping the paper's ratios between phases.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, Mapping, Tuple, Union
+
+# Table 1 of GEARnn: growth ratio gamma per dataset and architecture (Tiny ImageNet uses CIFAR-100's).
+GROWTH_RATIO: Dict[str, Dict[str, float]] = {
+    "cifar10": {"mobilenet_v1": 1.8, "vgg19": 0.9, "resnet18": 0.6},
+    "cifar100": {"mobilenet_v1": 2.0, "vgg19": 1.5, "resnet18": 0.8},
+}
+# Table 1: epochs per phase. E_g (one growth step) is a single pass and is not counted here.
+PAPER_EPOCHS: Dict[str, Dict[str, Dict[str, int]]] = {
+    "cifar10": {
+        "gearnn1": {"E1": 40, "E2": 40},
+        "gearnn2": {"E1": 40, "E2": 40, "ER": 40},
+        "small": {"E": 160},
+    },
+    "cifar100": {
+        "gearnn1": {"E1": 50, "E2": 50},
+        "gearnn2": {"E1": 40, "E2": 40, "ER": 50},
+        "small": {"E": 160},
+    },
+}
+PROFILE_NAMES = ("smoke", "cpu", "quadro", "jetson")
+
+
+def _paper_key(dataset: str) -> str:
+    """Datasets share Table 1's rows: CIFAR-10 (and the synthetic set) or CIFAR-100 (and Tiny ImageNet)."""
+    return "cifar10" if dataset in ("cifar10", "synthetic") else "cifar100"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything a run needs that depends on the hardware profile. Override fields with `override`.
+
+    Attributes follow the paper's symbols: E_1, E_2, E_R epochs are derived from `epoch_scale`, the growth
+    ratio gamma from Table 1, K = `new_neurons` (70; 40 on the Jetson), c_0 = `backbone_width`.
+    """
+
+    name: str = "quadro"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # Stage trainer (Appendix A): SGD, Nesterov, step decay x0.1 at 1/2 and 3/4 of each stage.
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    lr_gamma: float = 0.1
+    amp: bool = True  # mixed precision, used on CUDA only
+    channels_last: bool = True  # used on CUDA only
+    # Growth (Firefly split + new neurons).
+    backbone_width: int = 45
+    new_neurons: int = 70
+    growth_batch_size: int = 128
+    rmsprop_lr: float = 1e-3
+    rmsprop_variant: str = "code"  # code: alpha 0.9, momentum 0.1 | text: alpha 0.1, momentum 0.9
+    growth_ratio_scale: float = 1.0
+    # Augmentation.
+    jsd_lambda: float = 12.0
+    era_preset: str = "era"  # era = (w, d, J) = (1, 3, 4) | era_j3 = (1, 3, 3)
+    # Scale: epochs are the paper's times epoch_scale (at least 1); data sizes are caps (0 = all).
+    epoch_scale: float = 1.0
+    # Explicit epochs per phase; 0 means "the paper's number times epoch_scale".
+    epochs_e1: int = 0
+    epochs_e2: int = 0
+    epochs_er: int = 0
+    epochs_small: int = 0
+    train_subset: int = 0
+    test_subset: int = 0
+    robust_per_block: int = 0  # images per (corruption, severity) block for robust accuracy; 0 = all
+    latency_iters: int = 200
+    num_workers: int = 4  # only for the per-sample reference loader
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    # -- derived values ---------------------------------------------------------------------------
+    def epochs(self, method: str, dataset: str) -> Dict[str, int]:
+        """Scaled epochs for 'gearnn1' (E1, E2), 'gearnn2' (E1, E2, ER) or 'small' (E) on a dataset."""
+        table = PAPER_EPOCHS[_paper_key(dataset)]
+        if method not in table:
+            raise ValueError(f"unknown epoch schedule {method!r}; choose one of {', '.join(table)}")
+        explicit = {"E1": self.epochs_e1, "E2": self.epochs_e2, "ER": self.epochs_er, "E": self.epochs_small}
+        return {k: explicit[k] or max(1, int(round(v * self.epoch_scale))) for k, v in table[method].items()}
+
+    def growth_ratio(self, dataset: str, arch: str) -> float:
+        """gamma of Table 1 for (dataset, arch), times `growth_ratio_scale`."""
+        ratios = GROWTH_RATIO[_paper_key(dataset)]
+        if arch not in ratios:
+            raise ValueError(f"no growth ratio for arch {arch!r}; choose one of {', '.join(ratios)}")
+        return ratios[arch] * self.growth_ratio_scale
+
+    @property
+    def rmsprop(self) -> Dict[str, float]:
+        """RMSprop settings of the growth step (the official code's values unless 'text')."""
+        alpha, momentum = (0.9, 0.1) if self.rmsprop_variant == "code" else (0.1, 0.9)
+        return {"lr": self.rmsprop_lr, "alpha": alpha, "momentum": momentum}
+
+    def resolved_device(self) -> str:
+        """'auto' becomes 'cuda' when a GPU is visible, else 'cpu'."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def override(self, changes: Union[Mapping[str, Any], Iterable[str], None]) -> Profile:
+        """A copy with fields replaced; accepts a mapping or 'key=value' strings (values parsed by type)."""
+        parsed = parse_overrides(changes)
+        return dataclasses.replace(self, **parsed) if parsed else self
+
+
+# Field constraints: (minimum, maximum) for numbers, or the allowed strings.
+_RANGES: Dict[str, Tuple[float, float]] = {
+    "batch_size": (1, 65536),
+    "lr": (0.0, 10.0),
+    "momentum": (0.0, 1.0),
+    "weight_decay": (0.0, 1.0),
+    "lr_gamma": (0.0, 1.0),
+    "backbone_width": (1, 4096),
+    "new_neurons": (1, 4096),
+    "growth_batch_size": (1, 65536),
+    "rmsprop_lr": (0.0, 1.0),
+    "growth_ratio_scale": (0.0, 100.0),
+    "jsd_lambda": (0.0, 1000.0),
+    "epoch_scale": (0.0, 100.0),
+    "epochs_e1": (0, 100000),
+    "epochs_e2": (0, 100000),
+    "epochs_er": (0, 100000),
+    "epochs_small": (0, 100000),
+    "train_subset": (0, 10**9),
+    "test_subset": (0, 10**9),
+    "robust_per_block": (0, 10**9),
+    "latency_iters": (1, 10**6),
+    "num_workers": (0, 256),
+}
+_CHOICES: Dict[str, Tuple[str, ...]] = {
+    "name": PROFILE_NAMES,
+    "rmsprop_variant": ("code", "text"),
+    "era_preset": ("era", "era_j3"),
+}
+
+
+def validate(profile: Profile) -> None:
+    """Check types and ranges of every field; raise ValueError naming the field, the value and the fix."""
+    hints = typing.get_type_hints(Profile)
+    for f in dataclasses.fields(profile):
+        value = getattr(profile, f.name)
+        kind = hints[f.name]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            raise ValueError(f"profile field {f.name!r} must be {kind.__name__}, got {value!r}")
+        if f.name in _RANGES:
+            low, high = _RANGES[f.name]
+            if not (low <= value <= high) or (isinstance(value, float) and math.isnan(value)):
+                raise ValueError(f"profile field {f.name!r} must be between {low} and {high}, got {value!r}")
+        if f.name in _CHOICES and value not in _CHOICES[f.name]:
+            raise ValueError(f"profile field {f.name!r} must be one of {_CHOICES[f.name]}, got {value!r}")
+    if profile.device != "auto" and not (profile.device == "cpu" or profile.device.startswith("cuda")):
+        raise ValueError(f"profile field 'device' must be auto, cpu, cuda or cuda:N, got {profile.device!r}")
+    if profile.epoch_scale <= 0:
+        raise ValueError(
+            f"epoch_scale must be positive (epochs cannot be negative), got {profile.epoch_scale}"
+        )
+
+
+def _parse_value(name: str, raw: Any) -> Any:
+    hints = typing.get_type_hints(Profile)
+    kind = hints[name]
+    if not isinstance(raw, str):
+        return float(raw) if kind is float and isinstance(raw, int) and not isinstance(raw, bool) else raw
+    text = raw.strip()
+    try:
+        if kind is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+    except ValueError:
+        raise ValueError(f"cannot read {name}={raw!r}: expected {kind.__name__}") from None
+    return text
+
+
+def parse_overrides(changes: Union[Mapping[str, Any], Iterable[str], None]) -> Dict[str, Any]:
+    """Turn {'lr': '0.05'} or ['lr=0.05'] into typed values; unknown keys raise listing the valid ones."""
+    if not changes:
+        return {}
+    pairs: Dict[str, Any] = {}
+    if isinstance(changes, Mapping):
+        pairs = dict(changes)
+    else:
+        for item in changes:
+            if "=" not in item:
+                raise ValueError(f"override {item!r} is not of the form key=value")
+            key, value = item.split("=", 1)
+            pairs[key.strip()] = value
+    names = [f.name for f in dataclasses.fields(Profile)]
+    unknown = sorted(set(pairs) - set(names))
+    if unknown:
+        raise ValueError(f"unknown profile setting(s) {unknown}; valid settings: {', '.join(names)}")
+    return {k: _parse_value(k, v) for k, v in pairs.items()}
+
+
+# The four profiles. Only values that differ from the paper's (quadro) defaults are listed.
+_PROFILES: Dict[str, Dict[str, Any]] = {
+    # CI and tests: minutes on a 2-core CPU, tiny data, one epoch per phase.
+    "smoke": dict(
+        device="cpu",
+        batch_size=64,
+        growth_batch_size=64,
+        backbone_width=16,
+        new_neurons=8,
+        epoch_scale=0.025,
+        train_subset=512,
+        test_subset=256,
+        robust_per_block=32,
+        latency_iters=30,
+        num_workers=2,
+    ),
+    # A laptop-scale reproduction: about two hours for every run of the book on a 2-core CPU.
+    "cpu": dict(
+        device="cpu",
+        batch_size=128,
+        backbone_width=32,
+        new_neurons=24,
+        epoch_scale=0.1,
+        train_subset=5000,
+        test_subset=2000,
+        robust_per_block=200,
+        latency_iters=100,
+        num_workers=2,
+    ),
+    # The paper's server GPU (Quadro RTX 6000): the paper's settings.
+    "quadro": dict(),
+    # Jetson Xavier NX: K = 40 new neurons instead of 70 (Appendix A), no channels-last.
+    "jetson": dict(new_neurons=40, channels_last=False, num_workers=4),
+}
+
+
+def get_profile(name: str, overrides: Union[Mapping[str, Any], Iterable[str], None] = None) -> Profile:
+    """The named profile, with optional overrides ({'lr': 0.05} or ['lr=0.05'])."""
+    if name not in _PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)}")
+    base = Profile(name=name, **_PROFILES[name])
+    return base.override(overrides)
+
+
+# Make field defaults visible for documentation (`gearlib info --profiles`).
+PROFILE_FIELDS = tuple(f.name for f in dataclasses.fields(Profile))
