@@ -6,6 +6,7 @@ at a random position, scale and colour jitter on a noisy textured background: ea
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Tuple
 
@@ -95,3 +96,9 @@ def load_synthetic(
     return ImageDataset(
         images, labels, SYNTHETIC_CLASSES[:num_classes], f"synthetic {split} (in-memory, seed {seed})"
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_tensors(n: int, num_classes: int, size: int, seed: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Generation takes seconds; keep recent sets (callers never modify the tensors in place)."""
+    return synthetic_tensors(n, num_classes, size, seed)

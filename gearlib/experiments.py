@@ -1,0 +1,486 @@
+"""What the book's chapters call: run the experiments of a chapter, or replay them from results/<profile>/.
+
+Results of runs are written as small JSON files (metrics and per-epoch curves, never checkpoints) so a
+Jetson's or a Quadro's run can be rendered on any machine; replaying a missing result is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def results_dir(profile: str, root: Optional[PathLike] = None) -> Path:
+    """`results/<profile>/` under the repository root (or $GEARLIB_RESULTS)."""
+    base = Path(root) if root else Path(os.environ.get("GEARLIB_RESULTS", "results"))
+    return base / profile
+
+
+def resolve_dataset(dataset: str, data_dir: Optional[PathLike] = None) -> str:
+    """'auto' means CIFAR-10 when it is on disk (e.g. the JPEG copy), otherwise the synthetic set."""
+    from gearlib.data import DatasetNotFoundError, dataset_info, find_dataset
+
+    if dataset != "auto":
+        dataset_info(dataset)
+        return dataset
+    try:
+        find_dataset("cifar10", data_dir)
+        return "cifar10"
+    except DatasetNotFoundError:
+        return "synthetic"
+
+
+@dataclass
+class Chapter:
+    """The settings of one executed chapter (from its papermill parameters) and its experiments.
+
+    Attributes:
+        profile: hardware profile name; dataset, arch, seed: what the chapter runs.
+        replay: read results/<profile>/ instead of training.
+        overrides: profile settings (key=value) applied to every run of the chapter.
+    """
+
+    profile: str = "smoke"
+    dataset: str = "auto"
+    arch: str = "vgg19"
+    seed: int = 0
+    data_dir: Optional[str] = None
+    replay: bool = False
+    overrides: List[str] = field(default_factory=list)
+    results_root: Optional[str] = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        from gearlib.profiles import get_profile
+
+        self.data_dir = self.data_dir or None
+        get_profile(self.profile, self.overrides)  # refuse bad profiles and settings at once
+        if self.replay:
+            self.dataset = self.dataset if self.dataset != "auto" else self._replayed_dataset()
+        else:
+            self.dataset = resolve_dataset(self.dataset, self.data_dir)
+
+    def _replayed_dataset(self) -> str:
+        folder = results_dir(self.profile, self.results_root)
+        names = sorted(p.name for p in folder.glob("*.json")) if folder.is_dir() else []
+        for candidate in ("cifar10", "synthetic", "cifar100", "tinyimagenet"):
+            if any(f"-{candidate}-" in n for n in names):
+                return candidate
+        raise FileNotFoundError(
+            f"replay asked for profile {self.profile!r} but {folder} holds no results; run the chapter "
+            f"with replay=False on a machine for that profile first"
+        )
+
+    @property
+    def profile_config(self) -> Any:
+        from gearlib.profiles import get_profile
+
+        return get_profile(self.profile, self.overrides)
+
+    def banner(self) -> str:
+        """One line for the top of every page: profile, dataset, scale, mode."""
+        p = self.profile_config
+        scale = f"{p.train_subset or 'all'} training images, epochs x{p.epoch_scale:g}"
+        mode = "replayed from results/" + self.profile if self.replay else "executed live"
+        return (
+            f"profile **{self.profile}** · dataset **{self.dataset}** · arch {self.arch} · {scale} · {mode}"
+        )
+
+    def result_path(
+        self, method: str, arch: Optional[str] = None, dataset: Optional[str] = None, tag: str = ""
+    ) -> Path:
+        name = f"{method}-{arch or self.arch}-{dataset or self.dataset}-seed{self.seed}{tag}.json"
+        return results_dir(self.profile, self.results_root) / name
+
+    def run(
+        self,
+        method: str,
+        arch: Optional[str] = None,
+        dataset: Optional[str] = None,
+        overrides: Iterable[str] = (),
+        tag: str = "",
+        seed: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        """Metrics (plus per-epoch log under 'epochs') of one run: trained (and saved) or replayed."""
+        from gearlib.train.runner import make_config, run_experiment
+
+        seed = self.seed if seed is None else seed
+        path = self.result_path(method, arch, dataset, tag)
+        if seed != self.seed:
+            path = path.with_name(path.name.replace(f"-seed{self.seed}", f"-seed{seed}"))
+        if self.replay:
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"replay: {path} is missing. Run this chapter with replay=False on the {self.profile!r} "
+                    f"profile to produce it (results are never retrained silently)."
+                )
+            with open(path) as handle:
+                return json.load(handle)
+        config = make_config(
+            method,
+            self.profile,
+            arch or self.arch,
+            dataset or self.dataset,
+            seed,
+            [*self.overrides, *overrides],
+        )
+        result = run_experiment(config, data_dir=self.data_dir, progress=self.progress)
+        record = dict(result.metrics)
+        record["epochs"] = result.epochs
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as handle:
+            json.dump(record, handle, indent=1, sort_keys=True, default=_json_default)
+        return record
+
+    def cached(self, name: str, compute: Any) -> Any:
+        """A chapter's own JSON-able result (e.g. a loss landscape): computed live and saved, or replayed."""
+        path = (
+            results_dir(self.profile, self.results_root)
+            / f"{name}-{self.arch}-{self.dataset}-seed{self.seed}.json"
+        )
+        if self.replay:
+            if not path.is_file():
+                raise FileNotFoundError(f"replay: {path} is missing; run the chapter with replay=False first")
+            with open(path) as handle:
+                return json.load(handle)
+        value = compute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as handle:
+            json.dump(value, handle, indent=1, default=_json_default)
+        return value
+
+    def runs(self, methods: Sequence[str], **kwargs: Any) -> Dict[str, Dict[str, Any]]:
+        """`run` for several methods, in order (Small baselines after the GEARnn-2 run they copy)."""
+        return {m: self.run(m, **kwargs) for m in methods}
+
+
+STANDARD_PARAMETERS = ("profile", "dataset", "arch", "seed", "data_dir", "replay", "overrides")
+_IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit"}
+
+
+def open_chapter(namespace: Dict[str, Any], extra: Sequence[str] = ()) -> Chapter:
+    """Build the Chapter from a notebook's globals after papermill injected its parameters.
+
+    Papermill injects unknown parameter names silently; this refuses them. Call it in the first cell after
+    the `parameters` cell, before defining anything else.
+
+    Args:
+        namespace: the notebook's `globals()`.
+        extra: the chapter's own parameter names besides the standard ones.
+    """
+    import types
+
+    declared = set(STANDARD_PARAMETERS) | set(extra)
+    literal = (str, int, float, bool, list, tuple, dict, type(None))
+    unknown = sorted(
+        name
+        for name, value in namespace.items()
+        if not name.startswith("_")
+        and name not in _IPYTHON_NAMES
+        and name not in declared
+        and isinstance(value, literal)
+        and not isinstance(value, (types.ModuleType, types.FunctionType, type))
+    )
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown}; this chapter takes {', '.join(sorted(declared))}")
+    kwargs = {k: namespace[k] for k in STANDARD_PARAMETERS if k in namespace}
+    if isinstance(kwargs.get("overrides"), str):
+        kwargs["overrides"] = [kwargs["overrides"]] if kwargs["overrides"] else []
+    return Chapter(**kwargs)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def epoch_curve(run: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Per-epoch training loss and accuracy of a run on one epoch axis across all its stages."""
+    return [
+        {"epoch": e["total_epoch"], "loss": e["loss"], "acc": e.get("acc"), "stage": e["stage"]}
+        for e in run["epochs"]
+        if not e.get("growth")
+    ]
+
+
+def stage_boundaries(run: Dict[str, Any]) -> List[float]:
+    """Epochs after which a growth step or a new stage starts (for vertical lines on curves)."""
+    marks: List[float] = []
+    last_stage, epoch = None, 0
+    for e in run["epochs"]:
+        if e.get("growth"):
+            marks.append(epoch + 0.5)
+            continue
+        if last_stage is not None and e["stage"] != last_stage and (not marks or marks[-1] != epoch + 0.5):
+            marks.append(epoch + 0.5)
+        last_stage, epoch = e["stage"], e["total_epoch"]
+    return marks
+
+
+def metrics_table(runs: Dict[str, Dict[str, Any]]) -> Any:
+    """A pandas table in the paper's units: size %, C-acc %, R-acc %, T (min), E (kJ)."""
+    import pandas as pd
+
+    rows = []
+    for name, m in runs.items():
+        joules = m.get("train_joules")
+        rows.append(
+            {
+                "method": name,
+                "size (%)": round(100 * m["size_fraction"], 2),
+                "C-acc (%)": round(m["clean_acc"], 2),
+                "R-acc (%)": round(m["robust_acc"], 2),
+                "T (min)": round(m["train_seconds"] / 60, 2),
+                "E (kJ)": round(joules / 1000, 3) if joules is not None else None,
+                "latency (ms)": round(m["latency_ms_per_sample"], 3),
+            }
+        )
+    return pd.DataFrame(rows).set_index("method")
+
+
+# -- helpers for the results chapters ----------------------------------------------------------------
+
+#: The paper reports CIFAR-10, CIFAR-100 and Tiny ImageNet; the synthetic set stands in for CIFAR-10.
+PAPER_DATASETS = {
+    "synthetic": "cifar10",
+    "cifar10": "cifar10",
+    "cifar100": "cifar100",
+    "tinyimagenet": "tinyimagenet",
+}
+
+
+def paper_dataset(dataset: str) -> str:
+    """The dataset whose row of the paper's tables we print beside ours (synthetic -> cifar10)."""
+    if dataset not in PAPER_DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(PAPER_DATASETS)}")
+    return PAPER_DATASETS[dataset]
+
+
+def nshot_method(base: str, steps: int) -> str:
+    """Method name of N-shot growth: ('gearnn1', 1) -> 'gearnn1', ('gearnn2', 3) -> 'gearnn2-n3'.
+
+    Args:
+        base: 'gearnn1', 'gearnn2' or 'osg-clean'.
+        steps: N, the number of growth steps (1 = One-Shot Growth, up to 5).
+    """
+    if base not in ("gearnn1", "gearnn2", "osg-clean"):
+        raise ValueError(f"N-shot growth exists for gearnn1, gearnn2 and osg-clean, not {base!r}")
+    if not 1 <= int(steps) <= 5:
+        raise ValueError(f"steps={steps} must be between 1 and 5 (the registered N-shot methods)")
+    return base if int(steps) == 1 else f"{base}-n{int(steps)}"
+
+
+def sweep(
+    chapter: Chapter, method: str, setting: str, values: Sequence[Any], **kwargs: Any
+) -> Dict[Any, Any]:
+    """Runs of one method with one profile setting varied: {value: run}, each saved under its own tag.
+
+    Args:
+        chapter: the chapter whose profile, dataset, arch and seed the runs use.
+        method: method name (e.g. 'gearnn2').
+        setting: profile field to vary (e.g. 'epochs_er' = E_R).
+        values: the values it takes.
+        **kwargs: passed on to `Chapter.run` (arch, dataset, seed).
+    """
+    return {
+        v: chapter.run(method, overrides=[f"{setting}={v}"], tag=f"-{setting}{v}", **kwargs) for v in values
+    }
+
+
+def stage_table(runs: Dict[str, Dict[str, Any]]) -> Any:
+    """Cost per stage (Table 6): one row per (method, stage) with T (min), E (kJ) and their shares in %.
+
+    E and its share are empty (NaN) when a run had no energy meter.
+    """
+    import pandas as pd
+
+    rows = []
+    for name, run in runs.items():
+        stages = run["stages"]
+        total_s = sum(s["seconds"] for s in stages)
+        metered = all(s.get("joules") is not None for s in stages)
+        total_j = sum(s["joules"] for s in stages) if metered else None
+        for s in stages:
+            joules = s["joules"] if metered else None
+            rows.append(
+                {
+                    "method": name,
+                    "stage": s["name"],
+                    "T (min)": s["seconds"] / 60,
+                    "E (kJ)": joules / 1000 if joules is not None else float("nan"),
+                    "T share (%)": 100 * s["seconds"] / total_s if total_s else float("nan"),
+                    "E share (%)": 100 * joules / total_j if joules is not None and total_j else float("nan"),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def provenance(run: Dict[str, Any]) -> str:
+    """Markdown lines saying what produced a run: profile, data and scale, hardware, energy meter."""
+    hw = run.get("hardware") or {}
+    device = hw.get("jetson_model") or hw.get("cuda_device") or "no GPU"
+    epochs = sum(p.get("epochs", 0) for p in run.get("plan", []) if p.get("kind") == "train")
+    return "\n".join(
+        [
+            f"- profile **{run['profile']}**, {run['arch']}, dataset {run['dataset']}, seed {run['seed']}",
+            f"- data: {run['data_source']} ({run['train_images']} training images, {epochs} epochs in "
+            f"{run['method']}'s plan)",
+            f"- hardware: {hw.get('cpu_model', '?')} ({hw.get('cpu_cores', '?')} cores) / {device}, "
+            f"torch {hw.get('torch', '?')}",
+            f"- energy meter: {run['energy_backend_detail']}",
+            f"- robust accuracy on: {run.get('robust_source', '?')}",
+        ]
+    )
+
+
+def final_model(
+    chapter: Chapter, method: str, arch: Optional[str] = None, overrides: Iterable[str] = ()
+) -> Any:
+    """The trained network theta* of a chapter's run (the same run `Chapter.run` reads; trained if missing).
+
+    Weights are never stored in results/, so this needs live mode (replay=False) and the run store.
+
+    Args:
+        chapter: gives profile, dataset, arch, seed, data_dir and the chapter-wide overrides.
+        method: method name; arch, overrides: as in `Chapter.run`.
+
+    Returns:
+        The torch model in eval mode, on the CPU.
+    """
+    from gearlib.train.runner import make_config, run_experiment
+
+    if chapter.replay:
+        raise ValueError(
+            "final_model needs trained weights, which only exist in live mode; run the chapter with "
+            "replay=False (or wrap the computation in chapter.cached so replay reads its result)"
+        )
+    config = make_config(
+        method,
+        chapter.profile,
+        arch or chapter.arch,
+        chapter.dataset,
+        chapter.seed,
+        [*chapter.overrides, *overrides],
+    )
+    return run_experiment(config, data_dir=chapter.data_dir, progress=False).model()
+
+
+def landscape_curves(
+    chapter: Chapter,
+    methods: Sequence[str],
+    images: Any = None,
+    labels: Any = None,
+    n_images: int = 256,
+    alphas: Any = None,
+    seed: int = 0,
+) -> Dict[str, Dict[str, List[float]]]:
+    """Filter-normalised 1-D loss curves f(alpha) = L(theta* + alpha d) of several methods' final networks.
+
+    Args:
+        chapter: live chapter (see `final_model`).
+        methods: method names.
+        images, labels: fixed evaluation subset (float NCHW in [0,1] or uint8, int64); default: a seeded,
+            class-stratified subset of `n_images` images of the chapter's test set.
+        n_images: size of that default subset.
+        alphas: step sizes (default 21 points in [-1, 1]).
+        seed: seeds the random direction d of every method alike.
+
+    Returns:
+        JSON-able {method: {"alphas": [...], "losses": [...]}} (mean cross-entropy per alpha).
+    """
+    import torch
+
+    from gearlib.analysis import loss_landscape_1d
+
+    if images is None:
+        from gearlib.data import load_dataset
+
+        test = load_dataset(chapter.dataset, "test", chapter.data_dir, subset=n_images, seed=chapter.seed)
+        images, labels = test.tensors()
+    alphas = torch.linspace(-1.0, 1.0, 21) if alphas is None else alphas
+    curves = {}
+    for method in methods:
+        generator = torch.Generator().manual_seed(seed)
+        a, losses = loss_landscape_1d(
+            final_model(chapter, method), images, labels, alphas, generator=generator
+        )
+        curves[method] = {"alphas": a.tolist(), "losses": losses.tolist()}
+    return curves
+
+
+def corrupted_views(images: Any, names: Sequence[str], severity: int = 3, seed: int = 0) -> Dict[str, Any]:
+    """A batch under several corruptions: {name: float NCHW in [0,1]} from float (or uint8) NCHW images.
+
+    Args:
+        images: torch tensor [N,3,H,W], float in [0,1] or uint8.
+        names: corruption names (see gearlib.corrupt.CORRUPTIONS).
+        severity: 1..5.
+        seed: seed of the stochastic corruptions.
+    """
+    import torch
+
+    from gearlib.corrupt import corrupt
+
+    if images.is_floating_point():
+        pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8)
+    else:
+        pixels = images
+    nhwc = pixels.permute(0, 2, 3, 1).cpu().numpy()
+    out = {}
+    for name in names:
+        corrupted = torch.from_numpy(corrupt(nhwc, name, severity, seed=seed))
+        out[name] = corrupted.permute(0, 3, 1, 2).float().div(255.0)
+    return out
+
+
+def gains(ours: Any, paper: Any, baseline: str = "small-augmix", method: str = "gearnn2") -> Any:
+    """What `method` saves against `baseline`, ours beside the paper's (tables from `metrics_table`).
+
+    Args:
+        ours, paper: DataFrames indexed by method, or by (arch, method) for several architectures.
+        baseline, method: the two rows compared (e.g. Small (AugMix) and GEARnn-2).
+
+    Returns:
+        One row per architecture (or one row): speed-up T_baseline / T_method, energy ratio
+        E_baseline / E_method (NaN without a meter) and the R-acc gap R_baseline - R_method in points.
+    """
+    import pandas as pd
+
+    def one(frame: Any) -> Dict[str, float]:
+        b, m = frame.loc[baseline], frame.loc[method]
+        e_b, e_m = (
+            pd.to_numeric(b.get("E (kJ)"), errors="coerce"),
+            pd.to_numeric(m.get("E (kJ)"), errors="coerce"),
+        )
+        return {
+            "speed-up": b["T (min)"] / m["T (min)"] if m["T (min)"] else float("nan"),
+            "energy ratio": e_b / e_m if e_m and not pd.isna(e_m) else float("nan"),
+            "R-acc gap": b["R-acc (%)"] - m["R-acc (%)"],
+        }
+
+    groups = list(ours.index.get_level_values(0).unique()) if ours.index.nlevels > 1 else [None]
+    rows: Dict[Any, Dict[str, float]] = {}
+    for group in groups:
+        row = rows.setdefault(group if group is not None else method, {})
+        for source, frame in (("ours", ours), ("paper", paper)):
+            part = frame.loc[group] if group is not None else frame
+            row.update({f"{k} ({source})": v for k, v in one(part).items()})
+    columns = [f"{k} ({s})" for k in ("speed-up", "energy ratio", "R-acc gap") for s in ("ours", "paper")]
+    return pd.DataFrame(rows).T[columns].astype(float).round(2)
+
+
+def plan_summary(run: Dict[str, Any]) -> str:
+    """A run's plan on one line: 'E1 clean -> grow x1.90 -> E2 clean -> ER era' with epochs and ratios."""
+    parts = []
+    for step in run["plan"]:
+        if step["kind"] == "grow":
+            parts.append(f"grow x{1 + step['growth_ratio']:.2f}")
+        else:
+            parts.append(f"{step['epochs']} ep {step['augment']}")
+    return " -> ".join(parts)

@@ -1,0 +1,159 @@
+"""Per-sample inference latency: warm-up, then timed single-sample forwards with a synchronised clock.
+
+Reports median, interquartile range and mean in ms (plus an optional batched time per sample).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from gearlib.measure.timer import cuda_sync_fn
+
+
+@dataclass
+class LatencyReport:
+    """Inference latency of one model on one device.
+
+    Attributes:
+        median_ms: median per-forward time in ms at batch 1 (the headline number).
+        iqr_ms: interquartile range (q75 - q25) in ms.
+        mean_ms: mean in ms.
+        iters: timed forwards; warmup: untimed forwards before them.
+        batch_ms_per_sample: median batched time / batch size in ms (None unless batch_size > 1).
+        batch_size: the batch size of that measurement.
+        device: where it ran; threads: torch CPU threads during the run.
+        times_ms: the individual timings in ms.
+    """
+
+    median_ms: float
+    iqr_ms: float
+    mean_ms: float
+    iters: int
+    warmup: int
+    batch_ms_per_sample: Optional[float]
+    batch_size: Optional[int]
+    device: str
+    threads: int
+    times_ms: List[float]
+
+    def as_dict(self, with_times: bool = False) -> Dict[str, Any]:
+        """The report as a plain dict (without the individual timings unless asked)."""
+        out = asdict(self)
+        if not with_times:
+            out.pop("times_ms")
+        return out
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolation quantile of a non-empty sequence (numpy's default method)."""
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _time_forwards(
+    model: nn.Module,
+    x: torch.Tensor,
+    warmup: int,
+    iters: int,
+    sync: Optional[Callable[[], None]],
+    clock: Callable[[], float],
+) -> List[float]:
+    """Seconds per forward for `iters` timed calls after `warmup` untimed ones (sync before each clock read)."""
+    for _ in range(warmup):
+        model(x)
+    times = []
+    for _ in range(iters):
+        if sync is not None:
+            sync()
+        t0 = clock()
+        model(x)
+        if sync is not None:
+            sync()
+        times.append(clock() - t0)
+    return times
+
+
+def inference_latency(
+    model: nn.Module,
+    input_shape: Sequence[int] = (1, 3, 32, 32),
+    device: Any = None,
+    warmup: int = 20,
+    iters: int = 200,
+    threads: Optional[int] = None,
+    sync: Optional[Callable[[], None]] = None,
+    clock: Callable[[], float] = time.perf_counter,
+    batch_size: Optional[int] = None,
+    generator: Optional[torch.Generator] = None,
+) -> LatencyReport:
+    """Per-sample wall-clock inference time (eval mode, inference mode, input pre-allocated on the device).
+
+    The model is moved to `device` and put in eval mode for the run; its train/eval mode is restored.
+
+    Args:
+        model: the network.
+        input_shape: one input (1, C, H, W); host-to-device copy is excluded.
+        device: where to run (default: the model's device).
+        warmup: untimed forwards first (lazy init, cuDNN autotune, clock ramp); the spec asks >= 20.
+        iters: timed forwards (the spec asks >= 200).
+        threads: torch CPU threads during the run (restored afterwards); reported either way.
+        sync: hook called before every clock read (default: torch.cuda.synchronize on CUDA, none on CPU).
+        clock: time source in s (default time.perf_counter); injectable for tests.
+        batch_size: if > 1, also time batches of this size and report time / batch_size.
+        generator: seeds the random input.
+
+    Returns:
+        LatencyReport with median, IQR and mean in ms.
+    """
+    if warmup < 0 or iters < 1:
+        raise ValueError(f"warmup={warmup} must be >= 0 and iters={iters} >= 1 (the spec uses 20 and 200)")
+    if len(input_shape) < 2:
+        raise ValueError(
+            f"input_shape={tuple(input_shape)} must include the batch dimension, e.g. (1, 3, 32, 32)"
+        )
+    if device is None:
+        first = next(iter(model.parameters()), None)
+        device = first.device if first is not None else torch.device("cpu")
+    device = torch.device(device)
+    if sync is None:
+        sync = cuda_sync_fn(device)
+    old_threads = torch.get_num_threads()
+    was_training = model.training
+    model.to(device).eval()
+    try:
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        x = torch.rand(tuple(input_shape), generator=generator).to(device)
+        with torch.inference_mode():
+            times = _time_forwards(model, x, warmup, iters, sync, clock)
+            batch_ms = None
+            if batch_size is not None and batch_size > 1:
+                xb = torch.rand((batch_size, *input_shape[1:]), generator=generator).to(device)
+                batch_iters = max(5, iters // 10)
+                batch_times = _time_forwards(model, xb, max(1, warmup // 4), batch_iters, sync, clock)
+                batch_ms = statistics.median(batch_times) * 1000.0 / batch_size
+        used_threads = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(old_threads)
+        model.train(was_training)
+    times_ms = [t * 1000.0 for t in times]
+    return LatencyReport(
+        median_ms=statistics.median(times_ms),
+        iqr_ms=_quantile(times_ms, 0.75) - _quantile(times_ms, 0.25),
+        mean_ms=statistics.fmean(times_ms),
+        iters=iters,
+        warmup=warmup,
+        batch_ms_per_sample=batch_ms,
+        batch_size=batch_size if batch_ms is not None else None,
+        device=str(device),
+        threads=used_threads,
+        times_ms=times_ms,
+    )

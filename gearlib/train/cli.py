@@ -1,0 +1,91 @@
+"""`gearlib run METHOD ...` and `gearlib runs`: train (or fetch from the store) a method, list stored runs.
+
+Every setting is validated before anything trains; `--json` prints the run's metrics.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    run = sub.add_parser("run", help="run a method (GEARnn-1/2, Small baselines, N-shot, ablations)")
+    run.add_argument(
+        "method", help="e.g. gearnn2, gearnn1, small-augmix, small-clean, gearnn2-n3 (see --list)"
+    )
+    run.add_argument("--profile", default="smoke", help="smoke, cpu, quadro or jetson (default smoke)")
+    run.add_argument("--arch", default="vgg19", help="vgg19, mobilenet_v1 or resnet18")
+    run.add_argument("--dataset", default="synthetic", help="cifar10, cifar100, tinyimagenet or synthetic")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="profile or run setting")
+    run.add_argument("--data-dir", default=None, help="data directory (default $GEARLIB_DATA, then ./data)")
+    run.add_argument("--runs-dir", default=None, help="runs directory (default $GEARLIB_RUNS, then ./runs)")
+    run.add_argument("--force", action="store_true", help="retrain even if the run is stored")
+    run.add_argument("--json", action="store_true", help="print metrics.json")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.set_defaults(func=run_command)
+    runs = sub.add_parser("runs", help="list stored runs as a table")
+    runs.add_argument("--runs-dir", default=None)
+    runs.set_defaults(func=runs_command)
+    methods = sub.add_parser("methods", help="list the methods `gearlib run` knows")
+    methods.set_defaults(func=methods_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from gearlib.train.runner import make_config, run_experiment
+
+    config = make_config(args.method, args.profile, args.arch, args.dataset, overrides=args.set)
+    result = run_experiment(
+        config, args.runs_dir, args.data_dir, progress=not args.no_progress, force=args.force
+    )
+    if args.json:
+        print(json.dumps(result.metrics, indent=2, sort_keys=True, default=str))
+        return 0
+    print(summary(result.metrics, cached=result.cached))
+    print(f"run directory: {result.run_dir}")
+    return 0
+
+
+def summary(m: dict, cached: bool = False) -> str:
+    """A few lines with what the paper's tables report."""
+    joules = f"{m['train_joules'] / 1000:.3f} kJ" if m.get("train_joules") is not None else "n/a"
+    stages = ", ".join(f"{s['name']} {s['seconds']:.1f} s" for s in m["stages"])
+    lines = [
+        f"{m['method']} | {m['arch']} | {m['dataset']} | profile {m['profile']}"
+        + (" (from the store)" if cached else ""),
+        f"  clean acc {m['clean_acc']:.2f}%   robust acc {m['robust_acc']:.2f}% ({m['robust_source']})",
+        f"  size {100 * m['size_fraction']:.2f}% of the full model ({m['params']:,} parameters)",
+        f"  training {m['train_seconds']:.1f} s, {joules} (energy: {m['energy_backend_detail']})",
+        f"  stages: {stages}",
+        f"  inference {m['latency_ms_per_sample']:.3f} ms per sample",
+    ]
+    return "\n".join(lines)
+
+
+def runs_command(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from gearlib.train.store import list_runs, runs_dir
+
+    rows = list_runs(args.runs_dir)
+    if not rows:
+        print(f"no runs stored in {runs_dir(args.runs_dir)}")
+        return 0
+    frame = pd.DataFrame(rows).drop(columns=["run"])
+    frame["size_fraction"] = frame["size_fraction"].map(
+        lambda v: f"{100 * v:.2f}%" if isinstance(v, float) else ""
+    )
+    for col in ("clean_acc", "robust_acc"):
+        frame[col] = frame[col].map(lambda v: f"{v:.2f}%" if isinstance(v, float) else "")
+    print(frame.to_string(index=False))
+    return 0
+
+
+def methods_command(args: argparse.Namespace) -> int:
+    from gearlib.train.methods import METHODS
+
+    width = max(len(n) for n in METHODS)
+    for name, method in METHODS.items():
+        print(f"{name:<{width}}  {method.description}  [{method.paper}]")
+    return 0

@@ -1,0 +1,108 @@
+"""The run store: every run lives in `<runs_dir>/<method>-<arch>-<dataset>-<profile>-<hash>/`.
+
+The hash covers the full configuration, so asking again for a finished run returns it without training;
+files are written atomically (temp file + rename), so a killed run never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+CONFIG = "config.json"
+METRICS = "metrics.json"
+WIDTHS = "widths.json"
+LOG = "epochs.csv"
+CHECKPOINT = "checkpoint.pt"
+FINAL = "final.pt"
+
+
+def runs_dir(path: Optional[PathLike] = None) -> Path:
+    """The runs directory: the argument, then $GEARLIB_RUNS, then ./runs."""
+    if path:
+        return Path(path).expanduser()
+    env = os.environ.get("GEARLIB_RUNS")
+    return Path(env).expanduser() if env else Path("runs")
+
+
+def config_hash(config: Dict[str, Any]) -> str:
+    """A short, stable hash of a JSON-serialisable configuration."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def run_dir_for(config: Dict[str, Any], root: Optional[PathLike] = None) -> Path:
+    name = f"{config['method']}-{config['arch']}-{config['dataset']}-{config['profile']['name']}"
+    return runs_dir(root) / f"{name}-{config_hash(config)}"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True, default=str)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def save_torch_atomic(path: Path, obj: Any) -> None:
+    import torch
+
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def load_torch(path: Path) -> Any:
+    """Load a checkpoint with weights_only=True (tensors, dicts, lists and numbers only)."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def read_json(path: Path) -> Any:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def finished_metrics(run_dir: Path) -> Optional[Dict[str, Any]]:
+    """The metrics of a finished run, or None if the run has not finished."""
+    path = run_dir / METRICS
+    return read_json(path) if path.is_file() else None
+
+
+def list_runs(root: Optional[PathLike] = None) -> List[Dict[str, Any]]:
+    """One row per run directory: identity, status, and headline metrics when finished."""
+    rows = []
+    base = runs_dir(root)
+    if not base.is_dir():
+        return rows
+    for folder in sorted(p for p in base.iterdir() if (p / CONFIG).is_file()):
+        config = read_json(folder / CONFIG)
+        metrics = finished_metrics(folder) or {}
+        rows.append(
+            {
+                "run": folder.name,
+                "method": config["method"],
+                "arch": config["arch"],
+                "dataset": config["dataset"],
+                "profile": config["profile"]["name"],
+                "seed": config.get("seed"),
+                "status": "finished"
+                if metrics
+                else ("partial" if (folder / CHECKPOINT).is_file() else "new"),
+                "clean_acc": metrics.get("clean_acc"),
+                "robust_acc": metrics.get("robust_acc"),
+                "size_fraction": metrics.get("size_fraction"),
+                "train_seconds": metrics.get("train_seconds"),
+                "train_joules": metrics.get("train_joules"),
+            }
+        )
+    return rows
