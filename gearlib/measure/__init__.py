@@ -20,7 +20,7 @@ from gearlib.measure.hardware import hardware_info
 from gearlib.measure.jtop import JtopMeter, parse_jtop_power
 from gearlib.measure.latency import LatencyReport, inference_latency
 from gearlib.measure.nvml import NvmlMeter
-from gearlib.measure.params import count_params, size_fraction
+from gearlib.measure.params import count_params
 from gearlib.measure.rapl import RaplMeter, find_rapl_zones, rapl_delta_uj
 from gearlib.measure.timer import Timer, cuda_sync_fn
 
@@ -45,6 +45,5 @@ __all__ = [
     "paper_energy",
     "parse_jtop_power",
     "rapl_delta_uj",
-    "size_fraction",
     "trapezoid_energy",
 ]

@@ -31,7 +31,6 @@ from gearlib.measure import (
     inference_latency,
     parse_jtop_power,
     rapl_delta_uj,
-    size_fraction,
     trapezoid_energy,
 )
 from gearlib.measure import energy as energy_mod
@@ -611,14 +610,6 @@ def test_count_params_excludes_bn_running_stats():
     assert count_params(model) == 130
     shared = nn.Linear(3, 3)
     assert count_params(nn.Sequential(shared, shared)) == 12
-
-
-def test_size_fraction():
-    model = _tiny()
-    assert size_fraction(model, 260) == pytest.approx(0.5)
-    assert size_fraction(model, _tiny()) == pytest.approx(1.0)
-    with pytest.raises(ValueError):
-        size_fraction(model, 0)
 
 
 def test_hardware_info_keys():

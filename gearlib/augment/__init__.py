@@ -1,0 +1,38 @@
+"""Robust augmentation for GEARnn: batched AugMix, ERA and PRIME views on the device, and the JSD loss.
+
+Everything works on whole NCHW batches (uint8 or float [0,1]) with per-sample randomness from a generator.
+"""
+
+from __future__ import annotations
+
+from gearlib.augment import jsd
+from gearlib.augment.augmix import AugMixOps, augmix, mix_views
+from gearlib.augment.era import ERA_PRESETS, era, resolve_ops
+from gearlib.augment.factory import AUGMENT_NAMES, Augment, make_augment, valid_knobs
+from gearlib.augment.jsd import JSD_LAMBDA, jsd_divergence, jsd_loss, task_loss
+from gearlib.augment.ops import AUGMIX_OPS, apply_ops
+from gearlib.augment.prime import PRIMITIVES, PrimeConfig, PrimeOps, prime
+
+__all__ = [
+    "AUGMENT_NAMES",
+    "AUGMIX_OPS",
+    "Augment",
+    "AugMixOps",
+    "ERA_PRESETS",
+    "JSD_LAMBDA",
+    "PRIMITIVES",
+    "PrimeConfig",
+    "PrimeOps",
+    "apply_ops",
+    "augmix",
+    "era",
+    "jsd",
+    "jsd_divergence",
+    "jsd_loss",
+    "make_augment",
+    "mix_views",
+    "prime",
+    "resolve_ops",
+    "task_loss",
+    "valid_knobs",
+]

@@ -1,0 +1,207 @@
+"""`gearlib bench augment`: batched AugMix/ERA images per second against torchvision's per-sample AugMix.
+
+Both sides produce every augmented view one JSD training step needs; also the share of a step spent augmenting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Any, Dict, List
+
+TARGET_SPEEDUP = 5.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `gearlib bench augment` (`--json` is added by the framework)."""
+    parser.add_argument("--n-images", type=int, default=2048, help="training samples per timed pass")
+    parser.add_argument("--batch-size", type=int, default=128, help="samples per batch (B)")
+    parser.add_argument("--severity", type=float, default=3.0, help="AugMix severity S for both sides")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (0 = available cores)")
+    parser.add_argument("--device", default="cpu", help="device for the batched path: cpu, cuda or auto")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes of the batched path (median)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+class _PerSampleViews:
+    """Dataset giving `calls` torchvision AugMix views of each uint8 CHW image (a reference data pipeline)."""
+
+    def __init__(self, images: Any, transform: Any, calls: int) -> None:
+        self.images, self.transform, self.calls = images, transform, calls
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> Any:
+        import torch
+
+        img = self.images[i]
+        return torch.stack([self.transform(img) for _ in range(self.calls)]), 0
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _images(n: int, seed: int) -> Any:
+    """uint8 [n,3,32,32] images: gearlib's synthetic set when present, else smoothed noise."""
+    import torch
+
+    try:
+        from gearlib.data import synthetic_tensors
+
+        return synthetic_tensors(n, seed=seed)[0]
+    except ImportError:
+        g = torch.Generator().manual_seed(seed)
+        x = torch.rand(n, 3, 32, 32, generator=g)
+        return (torch.nn.functional.avg_pool2d(x, 3, 1, 1) * 255).round().to(torch.uint8)
+
+
+def _time_batched(images: Any, fn: Any, batch_size: int, repeats: int, device: Any, seed: int) -> float:
+    """Median seconds for `fn(float batch, generator)` over all images (uint8 on `device` in, views out)."""
+    import torch
+
+    data = images.to(device)
+    g = torch.Generator().manual_seed(seed)
+    fn(data[:batch_size].float().div(255.0), generator=g)  # warm-up
+    times: List[float] = []
+    for _ in range(max(1, repeats)):
+        if data.is_cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for i in range(0, data.shape[0], batch_size):
+            views = fn(data[i : i + batch_size].float().div(255.0), generator=g)
+        if data.is_cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+        del views
+    return sorted(times)[len(times) // 2]
+
+
+def _time_torchvision(
+    images: Any, width: int, depth: int, severity: float, calls: int, batch_size: int, workers: int
+) -> float:
+    """Seconds for one epoch of a DataLoader that makes `calls` torchvision AugMix views per sample.
+
+    Workers are persistent and the second epoch is timed, so process start-up is not counted.
+    """
+    import torch
+    from torchvision.transforms import v2
+
+    transform = v2.AugMix(
+        severity=int(round(severity)), mixture_width=width, chain_depth=depth, alpha=1.0, all_ops=False
+    )
+    loader = torch.utils.data.DataLoader(
+        _PerSampleViews(images, transform, calls),
+        batch_size=batch_size,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )
+    for _ in loader:  # warm-up epoch (starts the workers)
+        pass
+    start = time.perf_counter()
+    for _ in loader:
+        pass
+    return time.perf_counter() - start
+
+
+def _smoke_model(device: Any) -> Any:
+    """A small CIFAR CNN for the step-share measurement."""
+    import torch.nn as nn
+
+    def block(cin: int, cout: int) -> List[nn.Module]:
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+    layers = block(3, 32) + [nn.MaxPool2d(2)] + block(32, 64) + [nn.MaxPool2d(2)] + block(64, 128)
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10)).to(device)
+
+
+def _time_step(views: int, batch_size: int, device: Any, seed: int, steps: int = 3) -> float:
+    """Median seconds of one SGD step (forward, JSD loss, backward, update) on J*B images."""
+    import torch
+
+    from gearlib.augment import task_loss
+
+    torch.manual_seed(seed)
+    model = _smoke_model(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.rand(views * batch_size, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (batch_size,), device=device)
+    times: List[float] = []
+    for _ in range(steps + 1):
+        if x.is_cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        task_loss(model(x), y).backward()
+        opt.step()
+        if x.is_cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return sorted(times[1:])[len(times[1:]) // 2]
+
+
+def run(args: argparse.Namespace) -> Dict[str, Any]:
+    """Measure batched ERA/AugMix and torchvision's per-sample AugMix in one run; return the ratios."""
+    import torch
+
+    from gearlib.augment import make_augment
+
+    if args.n_images < args.batch_size or args.batch_size < 1:
+        raise ValueError(f"need 1 <= --batch-size <= --n-images, got {args.batch_size} and {args.n_images}")
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else args.device)
+    if device.type == "auto":
+        device = torch.device("cpu")
+    workers = args.workers or _available_cores()
+    n, b = args.n_images, args.batch_size
+    images = _images(n, args.seed)
+
+    era = make_augment("era", severity=args.severity)  # (w, d, J) = (1, 3, 4): 3 augmented views
+    augmix = make_augment("augmix", severity=args.severity)  # (3, -1, 3): 2 augmented views
+    t_era = _time_batched(images, era, b, args.repeats, device, args.seed)
+    t_augmix = _time_batched(images, augmix, b, args.repeats, device, args.seed)
+    era_j, augmix_j = era.num_views, augmix.num_views
+    tv_era = _time_torchvision(images, 1, 3, args.severity, era_j - 1, b, workers)
+    tv_augmix = _time_torchvision(images, 3, -1, args.severity, augmix_j - 1, b, workers)
+
+    t_step = _time_step(era_j, b, device, args.seed)
+    t_aug_batch = t_era * b / n
+    rates = {
+        "era_images_per_s": n / t_era,
+        "augmix_images_per_s": n / t_augmix,
+        "torchvision_era_images_per_s": n / tv_era,
+        "torchvision_augmix_images_per_s": n / tv_augmix,
+    }
+    speedup = rates["era_images_per_s"] / rates["torchvision_era_images_per_s"]
+    return {
+        **rates,
+        "era_speedup_vs_torchvision": speedup,
+        "augmix_speedup_vs_torchvision": rates["augmix_images_per_s"]
+        / rates["torchvision_augmix_images_per_s"],
+        "era_speedup_vs_torchvision_augmix": rates["era_images_per_s"]
+        / rates["torchvision_augmix_images_per_s"],
+        "augment_share_of_step": t_aug_batch / (t_aug_batch + t_step),
+        "era_batch_ms": 1e3 * t_aug_batch,
+        "smoke_step_ms": 1e3 * t_step,
+        "meets_5x_target": bool(speedup >= TARGET_SPEEDUP),
+        "definition": (
+            f"images/s = training samples per second with every augmented view one JSD step needs: ERA "
+            f"(w,d,J)=(1,3,{era_j}) -> {era_j - 1} views/sample, AugMix (3,-1,{augmix_j}) -> {augmix_j - 1} "
+            f"views/sample. torchvision: v2.AugMix(all_ops=False, same severity/width/depth/alpha) called "
+            f"J-1 times per uint8 CHW sample in a DataLoader ({workers} workers, batch {b}, collated, 2nd epoch "
+            f"timed); ours: one batched call per uint8->float batch of {b} on {device.type}. "
+            f"era_speedup_vs_torchvision compares equal knobs and views; era_speedup_vs_torchvision_augmix "
+            f"compares an ERA step's data with a reference AugMix step's. augment_share_of_step: ERA time per "
+            f"batch / (that + one SGD step of a small 3-conv CNN on J*B images)."
+        ),
+        "device": str(device),
+        "cpu_cores": _available_cores(),
+        "torch_threads": torch.get_num_threads(),
+        "workers": workers,
+        "n_images": n,
+        "batch_size": b,
+    }

@@ -1,0 +1,40 @@
+"""Growable CIFAR / Tiny-ImageNet models (VGG-19, MobileNet-V1, ResNet-18) built from per-layer width lists.
+
+`build(arch, widths)` makes a model; `widths_of(model)` reads the width list back; sizes follow spec 6.
+"""
+
+from __future__ import annotations
+
+from gearlib.models.common import GrowableNet, GrowthGraph, Layer, Normalize, Unit
+from gearlib.models.registry import (
+    ARCHS,
+    budget_groups,
+    build,
+    build_meta,
+    check_widths,
+    count_params,
+    full_widths,
+    param_count,
+    size_fraction,
+    unit_names,
+    widths_of,
+)
+
+__all__ = [
+    "ARCHS",
+    "GrowableNet",
+    "GrowthGraph",
+    "Layer",
+    "Normalize",
+    "Unit",
+    "budget_groups",
+    "build",
+    "build_meta",
+    "check_widths",
+    "count_params",
+    "full_widths",
+    "param_count",
+    "size_fraction",
+    "unit_names",
+    "widths_of",
+]

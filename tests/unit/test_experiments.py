@@ -1,0 +1,213 @@
+"""Tests of the chapter helpers (gearlib.experiments) and the book's plot helpers (gearlib.plots).
+
+One tiny One-Shot-Growth run (a few seconds on a CPU) backs the tests that need a trained network.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import pytest
+import torch
+
+from gearlib import plots
+from gearlib.experiments import (
+    Chapter,
+    corrupted_views,
+    final_model,
+    gains,
+    landscape_curves,
+    nshot_method,
+    paper_dataset,
+    plan_summary,
+    provenance,
+    stage_table,
+    sweep,
+)
+from gearlib.models import widths_of
+from gearlib.train.methods import METHODS
+
+matplotlib.use("Agg")
+
+TINY = [
+    "train_subset=64",
+    "test_subset=32",
+    "robust_per_block=2",
+    "backbone_width=4",
+    "new_neurons=2",
+    "batch_size=32",
+    "growth_batch_size=32",
+    "latency_iters=2",
+]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    """A live chapter whose runs and results go to temporary folders, and its trained osg-clean run."""
+    runs = tmp_path_factory.mktemp("runs")
+    results = tmp_path_factory.mktemp("results")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GEARLIB_RUNS", str(runs))
+    chapter = Chapter(profile="smoke", dataset="synthetic", overrides=list(TINY), results_root=str(results))
+    run = chapter.run("osg-clean")
+    yield chapter, run
+    patch.undo()
+
+
+def test_paper_dataset_maps_synthetic_to_cifar10_and_refuses_unknown():
+    assert paper_dataset("synthetic") == "cifar10"
+    assert paper_dataset("cifar100") == "cifar100"
+    with pytest.raises(ValueError, match="imagenet"):
+        paper_dataset("imagenet")
+
+
+@pytest.mark.parametrize("base", ["gearnn1", "gearnn2", "osg-clean"])
+def test_nshot_method_names_registered_methods(base):
+    assert nshot_method(base, 1) == base
+    for n in (2, 3, 4, 5):
+        assert nshot_method(base, n) in METHODS
+    with pytest.raises(ValueError):
+        nshot_method(base, 6)
+    with pytest.raises(ValueError):
+        nshot_method("small-clean", 2)
+
+
+def test_sweep_tags_each_value_and_passes_the_setting():
+    calls = []
+
+    class FakeChapter:
+        def run(self, method, overrides=(), tag="", **kwargs):
+            calls.append((method, list(overrides), tag, kwargs))
+            return {"tag": tag}
+
+    out = sweep(FakeChapter(), "gearnn2", "epochs_er", [1, 4], seed=2)
+    assert list(out) == [1, 4] and out[4] == {"tag": "-epochs_er4"}
+    assert calls[0] == ("gearnn2", ["epochs_er=1"], "-epochs_er1", {"seed": 2})
+
+
+def _fake_run(stages):
+    return {"stages": [{"name": n, "seconds": s, "joules": j} for n, s, j in stages]}
+
+
+def test_stage_table_shares_sum_to_100_and_energy_is_nan_without_a_meter():
+    runs = {
+        "gearnn2": _fake_run([("osg1", 60, 600.0), ("osg2", 120, 1400.0), ("era", 60, 2000.0)]),
+        "gearnn1": _fake_run([("osg1", 30, None), ("osg2", 90, None)]),
+    }
+    table = stage_table(runs)
+    g2 = table[table.method == "gearnn2"]
+    assert list(g2.stage) == ["osg1", "osg2", "era"]
+    assert g2["T share (%)"].sum() == pytest.approx(100)
+    assert g2["E share (%)"].tolist() == pytest.approx([15, 35, 50])
+    assert g2["T (min)"].tolist() == pytest.approx([1, 2, 1])
+    g1 = table[table.method == "gearnn1"]
+    assert g1["T share (%)"].tolist() == pytest.approx([25, 75])
+    assert g1["E (kJ)"].isna().all() and g1["E share (%)"].isna().all()
+
+
+def test_final_model_is_the_runs_network_and_needs_live_mode(live):
+    chapter, run = live
+    model = final_model(chapter, "osg-clean")
+    assert list(widths_of(model)) == list(run["widths"])
+    assert not model.training
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x), final_model(chapter, "osg-clean")(x))  # same stored weights
+    replaying = Chapter(profile="smoke", dataset="synthetic", replay=True, results_root=chapter.results_root)
+    with pytest.raises(ValueError, match="live mode"):
+        final_model(replaying, "osg-clean")
+
+
+def test_landscape_curves_are_json_able_and_start_at_the_models_loss(live):
+    chapter, _ = live
+    images, labels = torch.rand(16, 3, 32, 32), torch.randint(0, 10, (16,))
+    curves = landscape_curves(chapter, ["osg-clean"], images, labels, alphas=torch.tensor([-0.5, 0.0, 0.5]))
+    curve = curves["osg-clean"]
+    assert curve["alphas"] == pytest.approx([-0.5, 0.0, 0.5])
+    with torch.no_grad():
+        plain = torch.nn.functional.cross_entropy(final_model(chapter, "osg-clean")(images), labels)
+    assert curve["losses"][1] == pytest.approx(float(plain), rel=1e-4)
+    assert all(isinstance(v, float) for v in curve["losses"])
+
+
+def test_provenance_names_profile_hardware_and_meter(live):
+    _, run = live
+    text = provenance(run)
+    assert "profile **smoke**" in text and run["energy_backend_detail"] in text
+    assert f"{run['train_images']} training images" in text
+
+
+def test_corrupted_views_are_seeded_images_in_range():
+    images = torch.rand(4, 3, 32, 32)
+    views = corrupted_views(images, ["gaussian_noise", "fog"], severity=3, seed=1)
+    assert list(views) == ["gaussian_noise", "fog"]
+    for v in views.values():
+        assert v.shape == images.shape and v.dtype == torch.float32
+        assert 0 <= float(v.min()) and float(v.max()) <= 1
+    again = corrupted_views(images, ["gaussian_noise"], severity=3, seed=1)["gaussian_noise"]
+    assert torch.equal(again, views["gaussian_noise"])
+    assert (views["gaussian_noise"] - images).abs().mean() > 0.01
+    uint8 = corrupted_views((images * 255).round().to(torch.uint8), ["fog"], seed=1)["fog"]
+    assert torch.allclose(uint8, views["fog"])
+
+
+def test_lines_draws_one_line_per_family_and_a_paper_panel():
+    import pandas as pd
+
+    ours = {"a": pd.DataFrame({"T": [1, 2], "R": [10, 20]}), "b": pd.DataFrame({"T": [1, 3], "R": [5, 6]})}
+    fig = plots.lines(ours, y="R", x="T", paper={"a": pd.DataFrame({"T": [4], "R": [80]})})
+    assert len(fig.axes) == 2
+    assert len(fig.axes[0].lines) == 2 and len(fig.axes[1].lines) == 1
+    assert list(fig.axes[0].lines[1].get_ydata()) == [5, 6]
+
+
+def test_stage_shares_stacks_to_100_percent_per_bar():
+    runs = {"gearnn2": _fake_run([("osg1", 60, None), ("osg2", 120, None), ("era", 60, None)])}
+    import gearlib.paper as paper
+
+    fig = plots.stage_shares(stage_table(runs), paper.table6())
+    ax = fig.axes[0]
+    heights = {}
+    for patch in ax.patches:
+        heights[patch.get_x()] = heights.get(patch.get_x(), 0) + patch.get_height()
+    assert len(heights) == 3  # ours gearnn2, paper gearnn1, paper gearnn2
+    assert all(math.isclose(h, 100) for h in heights.values())
+
+
+def test_widths_by_run_refuses_mismatched_lengths():
+    fig = plots.widths_by_run({"N=1": [4, 5, 6], "N=2": [4, 6, 6]}, names=["a", "b", "c"], full=[8, 8, 8])
+    assert len(fig.axes[0].lines) == 3
+    with pytest.raises(ValueError, match="same architecture"):
+        plots.widths_by_run({"x": [1, 2], "y": [1]})
+
+
+def test_gains_compares_baseline_and_method_per_architecture():
+    import pandas as pd
+
+    cols = ["R-acc (%)", "T (min)", "E (kJ)"]
+    ours = pd.DataFrame(
+        [[80.0, 4.0, None], [78.0, 1.0, None]], index=["small-augmix", "gearnn2"], columns=cols
+    )
+    paper = pd.DataFrame([[85.0, 200.0, 1000.0], [84.0, 50.0, 250.0]], index=ours.index, columns=cols)
+    table = gains(ours, paper)
+    assert table.loc["gearnn2", "speed-up (ours)"] == 4 and table.loc["gearnn2", "speed-up (paper)"] == 4
+    assert math.isnan(table.loc["gearnn2", "energy ratio (ours)"])
+    assert table.loc["gearnn2", "energy ratio (paper)"] == 4
+    assert table.loc["gearnn2", "R-acc gap (ours)"] == 2 and table.loc["gearnn2", "R-acc gap (paper)"] == 1
+    both = gains(pd.concat({"vgg19": ours, "resnet18": ours}), pd.concat({"vgg19": paper, "resnet18": paper}))
+    assert list(both.index) == ["vgg19", "resnet18"] and both["speed-up (ours)"].tolist() == [4, 4]
+
+
+def test_plan_summary_lists_epochs_and_growth_factors(live):
+    _, run = live
+    text = plan_summary(run)
+    assert text.count("grow x") == 1 and text.count(" ep clean") == 2
+    fake = {"plan": [{"kind": "train", "epochs": 3, "augment": "era"}, {"kind": "grow", "growth_ratio": 0.5}]}
+    assert plan_summary(fake) == "3 ep era -> grow x1.50"
+
+
+def test_landscape_curves_default_to_a_test_subset(live):
+    chapter, _ = live
+    curves = landscape_curves(chapter, ["osg-clean"], n_images=20, alphas=torch.tensor([0.0, 1.0]))
+    assert len(curves["osg-clean"]["losses"]) == 2 and all(v > 0 for v in curves["osg-clean"]["losses"])

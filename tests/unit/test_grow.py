@@ -1,0 +1,344 @@
+"""Tests for gearlib.grow: exact materialisation, budgets, feasibility, the Firefly step and the drivers.
+
+Tiny widths (2-6 channels), K = 3 new neurons and a few 32x32 batches keep the whole file fast on a CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gearlib.grow import (
+    Candidate,
+    UnitSelection,
+    check_feasible,
+    firefly_step,
+    materialise,
+    n_shot_growth,
+    one_shot_growth,
+    per_step_ratio,
+    select_candidates,
+    split_epochs,
+    train_perturbations,
+    zero_growth_tensors,
+)
+from gearlib.models import ARCHS, build, size_fraction, widths_of
+from gearlib.train.stage import StageConfig, clean_cross_entropy, train_stage
+
+K = 3
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny convs run fastest single-threaded (and do not thrash a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def learnable_batches(n=64, classes=4, batch=16, seed=0):
+    """Class-dependent smooth colour patterns plus noise: a small set a thin net can learn."""
+    g = torch.Generator().manual_seed(seed)
+    protos = F.interpolate(
+        torch.rand(classes, 3, 4, 4, generator=g), size=32, mode="bilinear", align_corners=False
+    )
+    y = torch.arange(n) % classes
+    x = (0.5 * protos[y] + 0.5 * torch.rand(n, 3, 32, 32, generator=g)).clamp(0, 1)
+    return [(x[i : i + batch], y[i : i + batch]) for i in range(0, n, batch)]
+
+
+def randomise_bn(model):
+    """Random BN affine parameters and running statistics measured on random images (so signals neither
+    vanish nor explode with depth, and BN bookkeeping errors would show)."""
+    g = torch.Generator().manual_seed(7)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calibration pass
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(16, 3, 32, 32, generator=g))
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = 0.1
+    return model.eval()
+
+
+def random_selection(candidate, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    selection = {}
+    for name, unit in candidate.units.items():
+        split = torch.nonzero(torch.rand(unit.width, generator=g) < 0.5).flatten().tolist()
+        new = torch.nonzero(torch.rand(unit.k, generator=g) < 0.5).flatten().tolist()
+        selection[name] = UnitSelection(split, new)
+    return selection
+
+
+def trained_candidate(arch, grow_stream=True, width=4):
+    torch.manual_seed(0)
+    model = randomise_bn(build(arch, width, num_classes=5)).eval()
+    candidate = Candidate(model, K, generator=torch.Generator().manual_seed(1), grow_stream=grow_stream)
+    with torch.no_grad():  # B starts at U(+-0.01); enlarge it so every term visibly matters
+        for p in candidate.perturbations():
+            if p.abs().max() < 0.02:
+                p.mul_(10)
+    train_perturbations(candidate, learnable_batches(n=32), clean_cross_entropy, progress=False)
+    return model, candidate
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_materialisation_equals_candidate_network(arch):
+    model, candidate = trained_candidate(arch)
+    selection = random_selection(candidate)
+    assert any(sel.split for sel in selection.values()) and any(sel.new for sel in selection.values())
+    grown = materialise(candidate, selection).eval()
+    candidate.keep_only(selection)
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected, got, backbone = candidate(x), grown(x), model(x)
+    assert torch.allclose(got, expected, atol=1e-5, rtol=0)
+    assert (got - backbone).abs().max() > 1e-3  # growth changed the function, so the check has teeth
+
+
+def test_materialisation_resnet_inner_only():
+    model, candidate = trained_candidate("resnet18", grow_stream=False)
+    assert sorted(candidate.units) == sorted(
+        n for n in model.growth_graph().groups[0] if n.startswith("inner")
+    )
+    selection = random_selection(candidate, seed=1)
+    grown = materialise(candidate, selection).eval()
+    candidate.keep_only(selection)
+    assert [grown.widths[i] for i in (0, 3, 6, 9)] == [model.widths[i] for i in (0, 3, 6, 9)]
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(grown(x), candidate(x), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_zero_perturbations_preserve_backbone(arch):
+    torch.manual_seed(0)
+    model = randomise_bn(build(arch, 4, num_classes=5)).eval()
+    candidate = Candidate(model, K, generator=torch.Generator().manual_seed(1))
+    zero_growth_tensors(candidate)
+    grown = materialise(candidate, random_selection(candidate)).eval()
+    assert sum(grown.widths) > sum(model.widths)
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(grown(x), model(x), atol=1e-5, rtol=0)
+
+
+def test_official_zero_depthwise_filters():
+    _, candidate = trained_candidate("mobilenet_v1")
+    selection = {name: UnitSelection([0], [0, 2]) for name in candidate.units}
+    grown = materialise(candidate, selection, dw_new_init="official_zero")
+    trained = materialise(candidate, selection, dw_new_init="trained")
+    for block, block_t in zip(grown.blocks, trained.blocks):
+        assert torch.equal(block.dw.weight[-2:], torch.zeros_like(block.dw.weight[-2:]))
+        assert block_t.dw.weight[-2:].abs().sum() > 0
+        assert torch.equal(block.dw.weight[:-2], block_t.dw.weight[:-2])
+
+
+def pretrained(arch, width=4, seed=0, epochs=2):
+    torch.manual_seed(seed)
+    model = build(arch, width, num_classes=4)
+    config = StageConfig(lr=0.05, progress=False)
+    train_stage(model, learnable_batches(seed=seed), epochs, config, loss_fn=clean_cross_entropy)
+    return model
+
+
+def eval_loss(model, batches):
+    model.eval()
+    with torch.no_grad():
+        return sum(float(F.cross_entropy(model(x), y)) for x, y in batches) / len(batches)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_firefly_step_budget_and_loss(arch):
+    model = pretrained(arch)
+    batches = learnable_batches()
+    before = eval_loss(model, batches)
+    gamma = 0.5
+    grown, record = firefly_step(
+        model,
+        batches,
+        gamma,
+        K,
+        loss_fn=clean_cross_entropy,
+        generator=torch.Generator().manual_seed(0),
+        progress=False,
+    )
+    assert widths_of(model) == record.widths_before  # the backbone is left alone
+    assert grown.training
+    # budget: M = floor(gamma * sum c) per group; keep the M + 1 best (ties could add more)
+    for group, budget, kept in zip(record.groups, record.budgets, record.kept):
+        assert budget == int(gamma * sum(record.widths_before[record.unit_names.index(n)] for n in group))
+        assert kept == budget + 1  # continuous scores: no ties
+    assert sum(record.split) + sum(record.added) == sum(record.kept)
+    assert [
+        b + s + a for b, s, a in zip(record.widths_before, record.split, record.added)
+    ] == record.widths_after
+    assert widths_of(grown) == record.widths_after
+    assert record.size_after == pytest.approx(size_fraction(grown))
+    # the trained perturbations do not make the training loss worse (spec 2.4)
+    assert eval_loss(grown, batches) <= before * 1.01
+    # the grown model rebuilt from its width list has the same parameter shapes
+    rebuilt = build(arch, widths_of(grown), num_classes=4)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
+        k: v.shape for k, v in grown.state_dict().items()
+    }
+
+
+def test_firefly_step_is_deterministic():
+    model = pretrained("vgg19", epochs=1)
+    batches = learnable_batches(n=32)
+    runs = [
+        firefly_step(
+            model,
+            batches,
+            0.5,
+            K,
+            loss_fn=clean_cross_entropy,
+            generator=torch.Generator().manual_seed(5),
+            progress=False,
+        )[0].state_dict()
+        for _ in range(2)
+    ]
+    assert runs[0].keys() == runs[1].keys()
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+def test_selection_keeps_ties():
+    scores = {
+        "a": (torch.tensor([-3.0, 0.0, 1.0]), torch.tensor([-1.0, -1.0])),
+        "b": (torch.tensor([2.0]), torch.tensor([-1.0, 5.0])),
+    }
+    selection, thresholds = select_candidates(scores, [["a", "b"]], [1])
+    # M = 1: tau = 2nd smallest = -1, and three candidates tie at -1
+    assert thresholds == [-1.0]
+    assert selection["a"] == UnitSelection([0], [0, 1]) and selection["b"] == UnitSelection([], [0])
+    selection, _ = select_candidates(scores, [["a", "b"]], [0])
+    assert selection["a"] == UnitSelection([0], []) and selection["b"] == UnitSelection([], [])
+
+
+def test_infeasible_budget_raises():
+    # spec 2.3: K = 40, c_0 = 45 -> gamma < 1 + 40/45 = 1.889
+    check_feasible("mobilenet_v1", 45, 1.8, 40)
+    with pytest.raises(ValueError, match="infeasible"):
+        check_feasible("mobilenet_v1", 45, 2.0, 40)
+    with pytest.raises(ValueError, match="gamma"):
+        check_feasible("vgg19", 4, -0.1, 3)
+    with pytest.raises(ValueError, match="infeasible"):
+        firefly_step(build("vgg19", 4), learnable_batches(n=16), 1 + K / 4, K, progress=False)
+
+
+def test_bad_options_raise():
+    model, batches = build("vgg19", 3), learnable_batches(n=16)
+    with pytest.raises(ValueError, match="official"):
+        firefly_step(model, batches, 0.5, K, rmsprop="fast", progress=False)
+    with pytest.raises(ValueError, match="dw_new_init"):
+        firefly_step(model, batches, 0.5, K, dw_new_init="zero", progress=False)
+
+
+def test_grown_network_learns_faster_than_backbone():
+    """Growth adds useful capacity: after growth, a few epochs reach a lower training loss than the same
+    epochs on the ungrown backbone (a 2-channel VGG-19 underfits this set)."""
+    batches = learnable_batches(n=128, batch=32)
+    torch.manual_seed(0)
+    backbone = build("vgg19", 2, num_classes=4)
+    config = StageConfig(lr=0.05, progress=False, weight_decay=0.0)
+    train_stage(backbone, batches, 3, config, loss_fn=clean_cross_entropy)
+    grown, _ = firefly_step(
+        backbone,
+        batches,
+        2.0,
+        6,
+        loss_fn=clean_cross_entropy,
+        generator=torch.Generator().manual_seed(0),
+        progress=False,
+    )
+    plain = copy.deepcopy(backbone)
+    loss_plain = train_stage(plain, batches, 4, config, loss_fn=clean_cross_entropy).metrics[-1]["loss"]
+    loss_grown = train_stage(grown, batches, 4, config, loss_fn=clean_cross_entropy).metrics[-1]["loss"]
+    assert loss_grown < 0.9 * loss_plain
+
+
+# ---------------------------------------------------------------- drivers
+
+
+def test_split_epochs_and_per_step_ratio():
+    assert split_epochs(80, 2) == [40, 40]
+    assert split_epochs(80, 3) == [27, 27, 26]
+    assert split_epochs(80, 5) == [16] * 5
+    assert per_step_ratio(0.9, 1) == 0.9
+    assert per_step_ratio(1.9 - 1, 2) == pytest.approx(0.378, abs=1e-3)
+    assert per_step_ratio(0.9, 4) == pytest.approx(0.174, abs=1e-3)
+
+
+def _driver_inputs():
+    torch.manual_seed(3)
+    return build("vgg19", 3, num_classes=4), learnable_batches(n=32), StageConfig(lr=0.05, progress=False)
+
+
+def test_n_shot_with_one_step_equals_one_shot():
+    model, batches, config = _driver_inputs()
+    kwargs = dict(new_neurons=K, stage_config=config, loss_fn=clean_cross_entropy)
+    osg, h1 = one_shot_growth(
+        copy.deepcopy(model),
+        batches,
+        epochs_before=1,
+        epochs_after=1,
+        growth_ratio=0.6,
+        generator=torch.Generator().manual_seed(0),
+        **kwargs,
+    )
+    nsg, hn = n_shot_growth(
+        copy.deepcopy(model),
+        batches,
+        steps=1,
+        total_epochs=2,
+        growth_ratio=0.6,
+        generator=torch.Generator().manual_seed(0),
+        **kwargs,
+    )
+    assert h1.widths == hn.widths and len(h1.widths) == 2
+    assert [s.name for s in h1.stages] == ["train0", "grow1", "train1"] == [s.name for s in hn.stages]
+    a, b = osg.state_dict(), nsg.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_n_shot_reaches_target_size_and_calls_hooks():
+    model, batches, config = _driver_inputs()
+    start = size_fraction(model)
+    target = 3 * start
+    seen = []
+
+    def on_stage(name, fn):
+        seen.append(name)
+        return fn()
+
+    final, history = n_shot_growth(
+        model,
+        batches,
+        steps=2,
+        epochs=[1, 0, 1],
+        growth_ratio=2.0,
+        target_fraction=target,
+        new_neurons=K,
+        stage_config=config,
+        loss_fn=clean_cross_entropy,
+        generator=torch.Generator().manual_seed(0),
+        on_stage=on_stage,
+    )
+    assert seen == ["train0", "grow1", "train1", "grow2", "train2"]
+    assert len(history.widths) == 3 and len(history.records) == 2
+    assert history.widths[-1] == widths_of(final)
+    assert size_fraction(final) >= target and size_fraction(final) < 1.15 * target
+    assert start < history.size_fractions[1] < history.size_fractions[2]
+    assert [len(s.epochs) for s in history.stages if s.kind == "train"] == [1, 0, 1]
+    assert all(s.seconds > 0 for s in history.stages if s.kind == "grow")
