@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
-PROFILE ?= cpu
+PROFILE ?= smoke
 ONLY ?=
 BOOK_ARGS ?=
 COMPAT_VENV ?= .venv-compat
@@ -15,6 +15,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make test         install into $(VENV) and run lint, the Python 3.8 check and the unit tests"
 	@echo "make book         install the book tools and build the book (PROFILE=$(PROFILE)) into _build/html"
+	@echo "                  PROFILE=cpu|quadro|jetson trains that profile; REPLAY=1 renders results/<profile>/"
 	@echo "make test-compat  run the unit tests against torch 2.1 / torchvision 0.16 in $(COMPAT_VENV)"
 	@echo "make test-book    the reader's check: open every built page in headless Chromium"
 
@@ -45,13 +46,14 @@ unit: $(VENV)/.test
 test: lint unit
 
 book: $(VENV)/.book
-	$(VENV)/bin/gearlib book --profile $(PROFILE) $(if $(ONLY),--only $(ONLY)) $(BOOK_ARGS)
+	$(VENV)/bin/gearlib book --profile $(PROFILE) $(if $(ONLY),--only $(ONLY)) $(if $(REPLAY),--replay) $(BOOK_ARGS)
 
 book-smoke:
 	$(MAKE) book PROFILE=smoke
 
+# The reader's check needs Chromium (Debian: apt-get install chromium) and a built book.
 test-book: $(VENV)/.book
-	$(PY) -m pytest tests/book -q
+	$(PY) -m pytest tests/book -q -p no:cacheprovider
 
 # A second environment with the Jetson's torch 2.1 / torchvision 0.16 (numpy 1.x, which torch 2.1 needs).
 $(COMPAT_VENV)/.installed: pyproject.toml

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import List, Optional, Protocol, Sequence, Tuple
 
+import numpy as np
 import torch
 
 from gearlib.augment import rng
@@ -63,6 +64,13 @@ class AugMixOps:
         return f"AugMixOps(names={list(self.names)}, severity={self.severity})"
 
 
+def _inverse(perm: torch.Tensor) -> torch.Tensor:
+    """Inverse of a permutation of 0..n-1 (CPU int64)."""
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(perm.numel())
+    return inv
+
+
 def check_mixing(width: int, depth: int, views: int, alpha: float) -> None:
     """Raise ValueError for chain width w, depth d, view count J or mixing alpha outside their ranges."""
     if int(width) != width or width < 0:
@@ -112,17 +120,22 @@ def mix_views(
         return head + [batch.clone() for _ in range(n_aug)]
     x = to_unit(batch)
     b = x.shape[0]
-    chains = x.repeat(n_aug * width, 1, 1, 1)  # index ((view * w) + chain) * B + sample
-    n = chains.shape[0]
+    n = n_aug * width * b  # chain slots, index ((view * w) + chain) * B + sample
     if depth > 0:
         chain_depth = torch.full((n,), int(depth), dtype=torch.long)
     else:
         chain_depth = rng.randint(1, MAX_STOCHASTIC_DEPTH + 1, (n,), generator).cpu()
+    # Each step the rows are regrouped so the chains that drew the same op are contiguous (one gather,
+    # then every op works on a slice); `slots[r]` is the chain slot held by row r.
+    chains, slots = x, torch.arange(b)
     for step in range(int(chain_depth.max())):
         op_index = rng.randint(0, len(ops.names), (n,), generator).cpu()
         op_index[chain_depth <= step] = -1
-        chains = ops.apply(chains, op_index, generator)
-    chains = chains.view(n_aug, width, b, *x.shape[1:])
+        new_slots = torch.from_numpy(np.argsort(op_index.numpy(), kind="stable"))
+        rows = new_slots % b if step == 0 else _inverse(slots)[new_slots]
+        chains, slots = chains.index_select(0, rows.to(x.device)), new_slots
+        chains = ops.apply(chains, op_index[slots], generator)
+    chains = chains.index_select(0, _inverse(slots).to(x.device)).view(n_aug, width, b, *x.shape[1:])
     if width == 1:
         mix = chains[:, 0]
     else:

@@ -139,10 +139,10 @@ def _posterize(x: torch.Tensor, bits: PerSample) -> torch.Tensor:
     Returns:
         float [N,C,H,W] in [0,1].
     """
-    b = per_sample(bits, x.shape[0], x.device)
+    b = per_sample(bits, x.shape[0], torch.device("cpu"))  # checked on the CPU: no device sync
     if bool(((b < 0) | (b > 8)).any()):
         raise ValueError(f"posterize bits must lie in 0..8, got {b.tolist()}")
-    step = torch.pow(2.0, 8.0 - b.round()).view(-1, 1, 1, 1)
+    step = torch.pow(2.0, 8.0 - b.round()).to(x.device).view(-1, 1, 1, 1)
     return torch.floor(_levels(x) / step).mul_(step).div_(255.0)
 
 
@@ -287,6 +287,21 @@ _POINT_KERNELS = {
 # per-sample dispatch
 
 
+def apply_to_rows(
+    x: torch.Tensor, out: torch.Tensor, select: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor]
+) -> None:
+    """out[select] = fn(x[select]) for a boolean row mask; a contiguous run of rows uses slices, not gathers."""
+    idx = np.flatnonzero(select)
+    if idx.size == 0:
+        return
+    start, stop = int(idx[0]), int(idx[-1]) + 1
+    if stop - start == idx.size:
+        out[start:stop] = fn(x[start:stop])
+    else:
+        rows = torch.from_numpy(idx).to(x.device)
+        out.index_copy_(0, rows, fn(x.index_select(0, rows)))
+
+
 def apply_ops(
     x: torch.Tensor, op_index: torch.Tensor, magnitude: torch.Tensor, inplace: bool = False
 ) -> torch.Tensor:
@@ -310,8 +325,7 @@ def apply_ops(
     out = x if inplace else x.clone()
 
     def run(select: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        idx = torch.from_numpy(np.flatnonzero(select)).to(x.device)
-        out.index_copy_(0, idx, fn(x.index_select(0, idx)))
+        apply_to_rows(x, out, select, fn)
 
     for op, name in enumerate(AUGMIX_OPS[:4]):
         sel = k == op

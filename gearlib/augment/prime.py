@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from gearlib.augment import rng
 from gearlib.augment.augmix import mix_views
-from gearlib.augment.ops import PerSample, keep_dtype, per_sample
+from gearlib.augment.ops import PerSample, apply_to_rows, keep_dtype, per_sample
 
 PRIMITIVES: Tuple[str, ...] = ("spectral", "colour", "spatial")
 ALIASES = {"filter": "spectral", "color": "colour", "diffeo": "spatial", "diffeomorphism": "spatial"}
@@ -60,6 +60,12 @@ def _random_filter(
     return out.view(n, c, h, w).nan_to_num_(1.0).clamp_(0.0, 1.0)
 
 
+def _strengths(temperature: PerSample, cut: PerSample, n: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample temperature and integer cutoff as CPU tensors (checked there, so no device sync)."""
+    cpu = torch.device("cpu")
+    return per_sample(temperature, n, cpu), per_sample(cut, n, cpu).round()
+
+
 def _random_smooth_color(
     x: torch.Tensor,
     temperature: PerSample,
@@ -80,11 +86,11 @@ def _random_smooth_color(
         float [N,C,H,W] in [0,1].
     """
     n, c = x.shape[:2]
-    t = per_sample(temperature, n, x.device)
-    cuts = per_sample(cut, n, x.device).round()
+    t, cuts = _strengths(temperature, cut, n)
     if bool((cuts < 1).any()) or bool((t < 0).any()):
         raise ValueError("colour primitive needs cut N >= 1 and temperature T >= 0")
     n_max = int(cuts.max())
+    t, cuts = t.to(x.device), cuts.to(x.device)
     freqs = torch.arange(1, n_max + 1, device=x.device, dtype=x.dtype)
     coeff = rng.normal((n, c, n_max), generator, x.device) * t.sqrt().view(n, 1, 1)
     coeff = coeff * (freqs.view(1, 1, -1) <= cuts.view(n, 1, 1))
@@ -119,11 +125,11 @@ def _random_diffeo(
         float [N,C,H,W] in [0,1].
     """
     n, _, h, w = x.shape
-    t = per_sample(temperature, n, x.device)
-    cuts = per_sample(cut, n, x.device).round()
+    t, cuts = _strengths(temperature, cut, n)
     if bool((cuts < 1).any()) or bool((t < 0).any()) or h < 2 or w < 2:
         raise ValueError("diffeomorphism needs cut >= 1, temperature T >= 0 and images of at least 2x2")
     m = int(cuts.max())
+    t, cuts = t.to(x.device), cuts.to(x.device)
     k = torch.arange(1, m + 1, device=x.device, dtype=x.dtype)
     radius = (k.view(-1, 1) ** 2 + k.view(1, -1) ** 2).sqrt()  # [m, m] over (i, j)
     energy = (radius.unsqueeze(0) < cuts.view(n, 1, 1) + 0.5) / radius  # [n, m, m]
@@ -256,12 +262,9 @@ class PrimeOps:
         self, x: torch.Tensor, op_index: torch.Tensor, generator: Optional[torch.Generator] = None
     ) -> torch.Tensor:
         """Apply primitive `names[op_index[i]]` to sample i of a [0,1] float batch, in place (-1 = skip)."""
-        op_index = op_index.cpu()
-        for k, name in enumerate(self.names):
-            idx = (op_index == k).nonzero().squeeze(1)
-            if idx.numel():
-                idx_dev = idx.to(x.device)
-                x.index_copy_(0, idx_dev, self.sample_and_apply(name, x.index_select(0, idx_dev), generator))
+        k = op_index.cpu().numpy()
+        for op, name in enumerate(self.names):
+            apply_to_rows(x, x, k == op, lambda sub, name=name: self.sample_and_apply(name, sub, generator))
         return x
 
     def __repr__(self) -> str:

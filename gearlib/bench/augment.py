@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 TARGET_SPEEDUP = 5.0
 
@@ -21,6 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (0 = available cores)")
     parser.add_argument("--device", default="cpu", help="device for the batched path: cpu, cuda or auto")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes of the batched path (median)")
+    parser.add_argument("--smoke-width", type=int, default=16, help="c_0 of the thin VGG-19 smoke model")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads for the batched path (0 = default)"
+    )
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -47,6 +51,14 @@ def _available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _load_average() -> float:
+    """1-minute load average (-1 where unknown): other processes on the cores skew every ratio here."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # pragma: no cover - not Unix
+        return -1.0
+
+
 def _images(n: int, seed: int) -> Any:
     """uint8 [n,3,32,32] images: gearlib's synthetic set when present, else smoothed noise."""
     import torch
@@ -62,7 +74,7 @@ def _images(n: int, seed: int) -> Any:
 
 
 def _time_batched(images: Any, fn: Any, batch_size: int, repeats: int, device: Any, seed: int) -> float:
-    """Median seconds for `fn(float batch, generator)` over all images (uint8 on `device` in, views out)."""
+    """Median seconds to turn all images (uint8 on `device`) into the concatenated J*B float views of each step."""
     import torch
 
     data = images.to(device)
@@ -74,7 +86,7 @@ def _time_batched(images: Any, fn: Any, batch_size: int, repeats: int, device: A
             torch.cuda.synchronize()
         start = time.perf_counter()
         for i in range(0, data.shape[0], batch_size):
-            views = fn(data[i : i + batch_size].float().div(255.0), generator=g)
+            views = torch.cat(fn(data[i : i + batch_size].float().div(255.0), generator=g))
         if data.is_cuda:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
@@ -109,25 +121,35 @@ def _time_torchvision(
     return time.perf_counter() - start
 
 
-def _smoke_model(device: Any) -> Any:
-    """A small CIFAR CNN for the step-share measurement."""
+def _smoke_model(device: Any, width: int) -> Tuple[Any, str]:
+    """A thin VGG-19 (gearlib.models, every width c_0 = `width`), or a small CNN where that is missing."""
     import torch.nn as nn
+
+    try:
+        from gearlib.models import build
+
+        return build("vgg19", widths=width).to(device), f"vgg19 c0={width}"
+    except ImportError:
+        pass
 
     def block(cin: int, cout: int) -> List[nn.Module]:
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
     layers = block(3, 32) + [nn.MaxPool2d(2)] + block(32, 64) + [nn.MaxPool2d(2)] + block(64, 128)
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10)).to(device)
+    head = [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10)]
+    return nn.Sequential(*layers, *head).to(device), "3-conv CNN 32-64-128"
 
 
-def _time_step(views: int, batch_size: int, device: Any, seed: int, steps: int = 3) -> float:
-    """Median seconds of one SGD step (forward, JSD loss, backward, update) on J*B images."""
+def _time_step(
+    views: int, batch_size: int, device: Any, seed: int, width: int, steps: int = 3
+) -> Tuple[float, str]:
+    """Median seconds of one SGD step (forward, JSD loss, backward, update) on J*B images, and the model."""
     import torch
 
     from gearlib.augment import task_loss
 
     torch.manual_seed(seed)
-    model = _smoke_model(device)
+    model, name = _smoke_model(device, width)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.rand(views * batch_size, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (batch_size,), device=device)
@@ -142,7 +164,7 @@ def _time_step(views: int, batch_size: int, device: Any, seed: int, steps: int =
         if x.is_cuda:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    return sorted(times[1:])[len(times[1:]) // 2]
+    return sorted(times[1:])[len(times[1:]) // 2], name
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
@@ -153,10 +175,14 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
     if args.n_images < args.batch_size or args.batch_size < 1:
         raise ValueError(f"need 1 <= --batch-size <= --n-images, got {args.batch_size} and {args.n_images}")
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else args.device)
-    if device.type == "auto":
-        device = torch.device("cpu")
+    name = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: no CUDA device here; use --device cpu")
+    device = torch.device(name)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     workers = args.workers or _available_cores()
+    load_before = _load_average()
     n, b = args.n_images, args.batch_size
     images = _images(n, args.seed)
 
@@ -164,11 +190,16 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     augmix = make_augment("augmix", severity=args.severity)  # (3, -1, 3): 2 augmented views
     t_era = _time_batched(images, era, b, args.repeats, device, args.seed)
     t_augmix = _time_batched(images, augmix, b, args.repeats, device, args.seed)
+    # Also single-threaded: that degrades gracefully when other processes keep the cores busy.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    t_era_one = _time_batched(images, era, b, args.repeats, device, args.seed)
+    torch.set_num_threads(threads)
     era_j, augmix_j = era.num_views, augmix.num_views
     tv_era = _time_torchvision(images, 1, 3, args.severity, era_j - 1, b, workers)
     tv_augmix = _time_torchvision(images, 3, -1, args.severity, augmix_j - 1, b, workers)
 
-    t_step = _time_step(era_j, b, device, args.seed)
+    t_step, smoke_model = _time_step(era_j, b, device, args.seed, args.smoke_width)
     t_aug_batch = t_era * b / n
     rates = {
         "era_images_per_s": n / t_era,
@@ -177,30 +208,36 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         "torchvision_augmix_images_per_s": n / tv_augmix,
     }
     speedup = rates["era_images_per_s"] / rates["torchvision_era_images_per_s"]
+    rates["era_images_per_s_one_thread"] = n / t_era_one
     return {
         **rates,
         "era_speedup_vs_torchvision": speedup,
         "augmix_speedup_vs_torchvision": rates["augmix_images_per_s"]
         / rates["torchvision_augmix_images_per_s"],
+        "era_speedup_vs_torchvision_one_thread": rates["era_images_per_s_one_thread"]
+        / rates["torchvision_era_images_per_s"],
         "era_speedup_vs_torchvision_augmix": rates["era_images_per_s"]
         / rates["torchvision_augmix_images_per_s"],
         "augment_share_of_step": t_aug_batch / (t_aug_batch + t_step),
         "era_batch_ms": 1e3 * t_aug_batch,
         "smoke_step_ms": 1e3 * t_step,
+        "smoke_model": smoke_model,
         "meets_5x_target": bool(speedup >= TARGET_SPEEDUP),
         "definition": (
             f"images/s = training samples per second with every augmented view one JSD step needs: ERA "
             f"(w,d,J)=(1,3,{era_j}) -> {era_j - 1} views/sample, AugMix (3,-1,{augmix_j}) -> {augmix_j - 1} "
             f"views/sample. torchvision: v2.AugMix(all_ops=False, same severity/width/depth/alpha) called "
             f"J-1 times per uint8 CHW sample in a DataLoader ({workers} workers, batch {b}, collated, 2nd epoch "
-            f"timed); ours: one batched call per uint8->float batch of {b} on {device.type}. "
+            f"timed); ours: one batched call per uint8->float batch of {b} on {device.type}, views concatenated. "
             f"era_speedup_vs_torchvision compares equal knobs and views; era_speedup_vs_torchvision_augmix "
             f"compares an ERA step's data with a reference AugMix step's. augment_share_of_step: ERA time per "
-            f"batch / (that + one SGD step of a small 3-conv CNN on J*B images)."
+            f"batch / (that + one SGD step of the smoke model on J*B images). Compare runs only at a low "
+            f"load average: busy cores hurt the multi-threaded batched path more than worker processes."
         ),
+        "load_average_before_after": [load_before, _load_average()],
         "device": str(device),
         "cpu_cores": _available_cores(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": threads,
         "workers": workers,
         "n_images": n,
         "batch_size": b,

@@ -207,35 +207,43 @@ def test_same_seed_same_views_different_seed_different_views() -> None:
     assert all(torch.equal(u, v) for u, v in zip(a, b))
 
 
-class _CountingOps:
-    """A fake op set that records which chains are active at each step."""
+class _MarkingOps:
+    """A fake op set: each applied op sets the next free "mark" pixel of the image to 1.
+
+    Pixel 0 holds an image id that ops never touch, so the views reveal both the chain depth and whether
+    every chain stayed with its own sample.
+    """
 
     names = ("a", "b")
     is_identity = False
 
-    def __init__(self) -> None:
-        self.steps: list = []
-
     def apply(self, x: torch.Tensor, op_index: torch.Tensor, generator: object = None) -> torch.Tensor:
-        self.steps.append(op_index.clone())
+        assert bool(((op_index >= -1) & (op_index < 2)).all())
+        rows = (op_index >= 0).nonzero().squeeze(1)
+        done = (x[rows, 0, 0, 1:] > 0).sum(-1)
+        x[rows, 0, 0, 1 + done] = 1.0
         return x
 
 
-def test_chain_depth_fixed_and_stochastic() -> None:
-    x = torch.zeros(50, 1, 4, 4)
-    fixed = _CountingOps()
-    mix_views(x, fixed, width=1, depth=3, views=4, generator=_gen())
-    assert len(fixed.steps) == 3 and all(bool((s >= 0).all()) and s.numel() == 150 for s in fixed.steps)
-    rand = _CountingOps()
-    mix_views(x, rand, width=3, depth=-1, views=3, generator=_gen())
-    active = torch.stack([s >= 0 for s in rand.steps]).sum(0)  # chain depths
-    assert len(rand.steps) == 3 and set(active.tolist()) == {1, 2, 3}
-    assert bool((torch.stack(rand.steps) < 2).all())
+def _marked_batch(n: int) -> torch.Tensor:
+    x = torch.zeros(n, 1, 1, 4)
+    x[:, 0, 0, 0] = torch.arange(1, n + 1) / (n + 1)
+    return x
+
+
+def test_chain_depth_fixed_and_stochastic_and_rows_keep_their_sample() -> None:
+    x = _marked_batch(60)
+    for depth, expected in ((3, {3}), (1, {1}), (-1, {1, 2, 3})):
+        views = mix_views(x, _MarkingOps(), width=1, depth=depth, views=4, generator=_gen())
+        for v in views[1:]:
+            assert torch.allclose(v[..., 0], x[..., 0])  # (1 - m) id + m id: chains kept their sample
+            depths = (v[:, 0, 0, 1:] > 0).sum(-1)  # m > 0 almost surely
+            assert set(depths.tolist()) == expected
 
 
 def test_mixing_is_convex_combination_of_chains() -> None:
     # With an op set that maps every image to 1, each view is (1 - m) x + m, m in [0, 1], per sample.
-    class Ones(_CountingOps):
+    class Ones(_MarkingOps):
         def apply(self, x: torch.Tensor, op_index: torch.Tensor, generator: object = None) -> torch.Tensor:
             x[op_index >= 0] = 1.0
             return x
