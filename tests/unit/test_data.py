@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gearlib.data import (
     DatasetNotFoundError,
@@ -242,3 +244,20 @@ def test_tensor_batches_shapes_views_and_determinism():
     assert all(torch.equal(a, b[0]) for a, b in zip(first, batches))
     with pytest.raises(ValueError, match="batch_size"):
         TensorBatches(images, labels, 0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 6),
+    size=st.integers(4, 12),
+    padding=st.integers(0, 4),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_random_crop_flip_keeps_shape_dtype_and_pixel_values(n, size, padding, seed):
+    images = torch.randint(1, 256, (n, 3, size, size), dtype=torch.uint8)
+    out = random_crop_flip(images, padding=padding, generator=torch.Generator().manual_seed(seed))
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    # Every output pixel is either zero padding or a pixel of the same image and channel.
+    for k in range(n):
+        values = set(images[k].flatten().tolist()) | {0}
+        assert set(out[k].flatten().tolist()) <= values
