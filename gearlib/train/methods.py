@@ -47,10 +47,22 @@ def _era(profile: Profile, prime: bool = False) -> str:
     return "era_prime" if prime else "era"
 
 
+def feasible_ratio(profile: Profile, dataset: str, arch: str) -> float:
+    """Table 1's gamma, capped where K new neurons per layer cannot supply the budget (spec 2.3, 9.7).
+
+    A uniform backbone can grow by at most c_0 + K per layer, so gamma must stay below 1 + K / c_0. With
+    the Jetson's K = 40 and c_0 = 45 this binds for MobileNet on CIFAR-100 (gamma 2.0): we then keep one
+    neuron per layer of margin, gamma = 1 + (K - 1) / c_0, and the plan records the gamma used.
+    """
+    gamma = profile.growth_ratio(dataset, arch)
+    cap = 1.0 + (profile.new_neurons - 1) / profile.backbone_width
+    return min(gamma, cap)
+
+
 def _osg(profile: Profile, dataset: str, arch: str, schedule: str, augment: str, steps: int) -> List[Step]:
     """Growth phase: N growth steps between N+1 train stages (N = 1 is One-Shot Growth)."""
     epochs = profile.epochs(schedule, dataset)
-    gamma = profile.growth_ratio(dataset, arch)
+    gamma = feasible_ratio(profile, dataset, arch)
     if steps == 1:
         return [
             Step("train", "osg1", augment, epochs["E1"]),

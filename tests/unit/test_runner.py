@@ -161,3 +161,22 @@ def test_a_killed_run_resumes_to_the_same_metrics(tmp_path):
     for key in ("clean_acc", "robust_acc", "widths", "params", "size_fraction"):
         assert result[key] == reference[key], key
     assert [s["name"] for s in result["stages"]] == [s["name"] for s in reference["stages"]]
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "quadro", "jetson"])
+def test_every_method_arch_and_dataset_configures_on_every_profile(profile):
+    from gearlib.train.methods import METHODS
+
+    for arch in ("vgg19", "mobilenet_v1", "resnet18"):
+        for dataset in ("cifar10", "cifar100", "tinyimagenet"):
+            for method in METHODS:
+                make_config(method, profile, arch, dataset)
+
+
+def test_jetson_caps_an_infeasible_growth_ratio_instead_of_failing():
+    from gearlib.train.methods import plan_for
+
+    config = make_config("gearnn2", "jetson", "mobilenet_v1", "cifar100")
+    _, plan = plan_for("gearnn2", config.profile, "cifar100", "mobilenet_v1")
+    gamma = [s.growth_ratio for s in plan if s.kind == "grow"][0]
+    assert 1.8 < gamma < 2.0  # Table 1 says 2.0; K = 40 and c_0 = 45 allow at most 1 + 40/45
