@@ -155,9 +155,15 @@ def lines(
     panels = [(ours_label, frames)] + ([("paper", paper)] if paper is not None else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4), squeeze=False)
     for ax, (name, group) in zip(axes[0], panels):
+        integer_x = True
         for label, frame in group.items():
-            xs = frame.index if x is None else frame[x]
-            ax.plot(list(xs), list(frame[y]), marker="o", label=label)
+            xs = list(frame.index if x is None else frame[x])
+            integer_x = integer_x and all(float(v).is_integer() for v in xs)
+            ax.plot(xs, list(frame[y]), marker="o", label=label)
+        if integer_x:  # steps or epochs: no fractional ticks
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(x or (next(iter(group.values())).index.name or ""))
         ax.set_ylabel(y)
         ax.set_title(name, fontsize=10)
@@ -225,7 +231,7 @@ def widths_by_run(
         ax.plot(xs, list(w), marker="o", markersize=3, label=label)
     if full is not None:
         ax.plot(xs, list(full), "k--", linewidth=1, label="full model")
-    ax.set_yscale("log")
+    log2_axis(ax)
     ax.set_xticks(xs)
     ax.set_xticklabels(
         names if names is not None else [str(i) for i in xs], rotation=60, ha="right", fontsize=7
@@ -236,3 +242,16 @@ def widths_by_run(
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def log2_axis(ax: Any, axis: str = "y") -> Any:
+    """Put a width axis on a base-2 log scale labelled with plain numbers (16, 32, 64, ...)."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
+    getattr(ax, f"set_{axis}scale")("log", base=2)
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(ScalarFormatter())
+    target.set_minor_formatter(NullFormatter())
+    return ax

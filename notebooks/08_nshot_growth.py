@@ -58,14 +58,17 @@ display(Markdown(chapter.banner()))
 # ## Running GEARnn-1 and GEARnn-2 with N growth steps
 #
 # GEARnn-1 grows on ERA batches, GEARnn-2 on clean batches followed by its ERA phase; the N-shot
-# variants change only the growth phase. Their plans at this profile's scale:
+# variants change only the growth phase. Their plans at this profile's scale are below. Every training
+# stage lasts at least one epoch, so when E₁ + E₂ is smaller than N + 1 (as at the `smoke` profile)
+# the larger N train for more epochs in total; read the comparison with that in mind.
 
 # %%
 g1 = {n: chapter.run(nshot_method("gearnn1", n)) for n in steps}
 g2 = {n: chapter.run(nshot_method("gearnn2", n)) for n in steps}
 plans = {"GEARnn-1": {n: plan_summary(r) for n, r in g1.items()}}
 plans["GEARnn-2"] = {n: plan_summary(r) for n, r in g2.items()}
-pd.DataFrame(plans).rename_axis("steps")
+with pd.option_context("display.max_colwidth", None):
+    display(pd.DataFrame(plans).rename_axis("steps"))
 
 # %% [markdown]
 # Our results, one row per N:
@@ -138,8 +141,8 @@ display(Markdown("**paper**, Table 10 (Jetson, VGG-19, CIFAR-10, clean growth on
 paper.table10()
 
 # %% [markdown]
-# Table 11 is the GEARnn-1 column of Table 4 measured on the Quadro, for CIFAR-10 and CIFAR-100: growth
-# on augmented data. Our counterpart is the GEARnn-1 half of the table above.
+# Table 11 repeats the GEARnn-1 half of Table 4 (growth on augmented data) on the Quadro, for CIFAR-10
+# and CIFAR-100. Our counterpart is the GEARnn-1 half of our table above.
 
 # %%
 display(

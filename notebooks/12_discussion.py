@@ -37,7 +37,7 @@ spectrum_images: int = 200  # test images behind each Fourier spectrum
 import torch
 from IPython.display import Markdown, display
 
-from gearlib import augment, corrupt
+from gearlib import augment, corrupt, plots
 from gearlib.analysis import (
     perturbation_spectrum,
     plot_landscapes,
@@ -67,7 +67,7 @@ display(Markdown(chapter.banner()))
 # One-Shot Growth on clean data (the first phase of GEARnn-2) from the same thin backbone, repeated
 # with different seeds. Bars: mean width per layer over the seeds, with the spread as error bars;
 # black ticks: the backbone; dashed red: the full network. The axis is logarithmic because the full
-# network is one to two orders of magnitude wider than the grown one.
+# network is several times wider than the grown one.
 
 # %%
 osg = {s: chapter.run("osg-clean", seed=s) for s in seeds}
@@ -76,7 +76,7 @@ frame = topology_frame(
     {s: r["widths"] for s, r in osg.items()}, unit_names(arch), backbone, full_widths(arch)
 )
 fig = plot_topology(frame, title=f"{arch}: widths after One-Shot Growth")
-fig.axes[0].set_yscale("log")
+plots.log2_axis(fig.axes[0])
 frame[["layer", "mean", "std", "backbone", "full", "mean_frac"]].round(3)
 
 # %% [markdown]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -301,8 +301,3 @@ def prime(
 def primitive_names(names: Sequence[str]) -> Tuple[str, ...]:
     """Canonical primitive names (aliases filter/color/diffeo accepted)."""
     return tuple(ALIASES.get(n, n) for n in names)
-
-
-def knob_names() -> Dict[str, Any]:
-    """PrimeConfig field names and defaults."""
-    return {f.name: f.default for f in dataclasses.fields(PrimeConfig)}

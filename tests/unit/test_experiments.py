@@ -221,3 +221,30 @@ def test_feasible_archs_skips_a_growth_ratio_out_of_reach(live):
     assert "infeasible" in skipped["mobilenet_v1"]
     usable, skipped = feasible_archs(chapter, ["mobilenet_v1"], ["gearnn2"], overrides=["new_neurons=8"])
     assert usable == ["mobilenet_v1"] and not skipped
+
+
+def test_log2_axis_labels_powers_of_two_plainly():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [16, 512])
+    plots.log2_axis(ax)
+    fig.canvas.draw()
+    assert ax.get_yscale() == "log"
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert "64" in labels and "512" in labels
+    with pytest.raises(ValueError):
+        plots.log2_axis(ax, axis="z")
+    plt.close(fig)
+
+
+def test_lines_uses_integer_ticks_for_integer_x():
+    import pandas as pd
+
+    fig = plots.lines(
+        {"a": pd.DataFrame({"R": [1.0, 2.0, 3.0]}, index=pd.Index([1, 2, 3], name="steps"))}, y="R"
+    )
+    fig.canvas.draw()
+    ticks = [t for t in fig.axes[0].get_xticks() if 1 <= t <= 3]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    assert fig.axes[0].get_xlabel() == "steps"
