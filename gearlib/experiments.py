@@ -484,34 +484,3 @@ def plan_summary(run: Dict[str, Any]) -> str:
         else:
             parts.append(f"{step['epochs']} ep {step['augment']}")
     return " -> ".join(parts)
-
-
-def feasible_archs(
-    chapter: Chapter, archs: Sequence[str], methods: Sequence[str], overrides: Iterable[str] = ()
-) -> Any:
-    """Split architectures into those whose every method can be configured at the chapter's profile and
-    the others, with the reason (e.g. a growth ratio gamma that K new neurons per layer cannot reach).
-
-    Returns:
-        (list of usable archs, {skipped arch: error message}).
-    """
-    from gearlib.train.runner import make_config
-
-    usable: List[str] = []
-    skipped: Dict[str, str] = {}
-    for arch in archs:
-        try:
-            for method in methods:
-                make_config(
-                    method,
-                    chapter.profile,
-                    arch,
-                    chapter.dataset,
-                    chapter.seed,
-                    [*chapter.overrides, *overrides],
-                )
-        except ValueError as err:
-            skipped[arch] = str(err)
-        else:
-            usable.append(arch)
-    return usable, skipped

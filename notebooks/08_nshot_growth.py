@@ -145,11 +145,8 @@ paper.table10()
 # and CIFAR-100. Our counterpart is the GEARnn-1 half of our table above.
 
 # %%
-display(
-    Markdown(
-        f"**paper**, Table 11 (Quadro, VGG-19); our dataset's counterpart is {paper_dataset(chapter.dataset)}"
-    )
-)
+counterpart = paper_dataset(chapter.dataset)
+display(Markdown(f"**paper**, Table 11 (Quadro, VGG-19); the columns for our dataset are {counterpart}'s"))
 paper.table11()
 
 # %% [markdown]

@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
@@ -333,7 +334,7 @@ class _Run:
                     "step": index + 1 if done else index,
                     "epoch": 0 if done else epoch + 1,
                     "optimizer": None if done else optimizer.state_dict(),
-                    "scheduler": None if done else scheduler.state_dict(),
+                    "scheduler": None if done else _plain_scheduler_state(scheduler.state_dict()),
                     "batches": None if done else batches.state_dict(),
                 }
             )
@@ -347,7 +348,7 @@ class _Run:
             device=self.device,
             start_epoch=int(resume.get("epoch", 0)),
             optimizer_state=resume.get("optimizer"),
-            scheduler_state=resume.get("scheduler"),
+            scheduler_state=_scheduler_state(resume.get("scheduler")),
             on_epoch_end=on_epoch_end,
             desc=f"{self.config.method} {step.stage} ({step.augment})",
         )
@@ -461,6 +462,20 @@ class _Run:
             writer.writeheader()
             writer.writerows(self.log)
         tmp.replace(self.run_dir / store.LOG)
+
+
+def _plain_scheduler_state(state: Dict[str, Any]) -> Dict[str, Any]:
+    """MultiStepLR keeps its milestones in a Counter, which torch 2.1's weights-only loader refuses."""
+    return {k: (dict(v) if isinstance(v, Counter) else v) for k, v in state.items()}
+
+
+def _scheduler_state(state: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    if state is None:
+        return None
+    state = dict(state)
+    if isinstance(state.get("milestones"), dict):
+        state["milestones"] = Counter(state["milestones"])
+    return state
 
 
 def _unlink(path: Path) -> None:

@@ -97,7 +97,7 @@ def test_finished_runs_come_from_the_store_without_training(runs_dir, monkeypatc
         ("gearnn2", ["colour=red"], "unknown profile setting"),
         ("gearnn2", ["loader=gpu"], "loader"),
         ("gearnn2", ["seed=one"], "seed"),
-        ("gearnn2", ["growth_ratio_scale=50"], "infeasible"),
+        ("gearnn2", ["growth_ratio_scale=-1"], "growth_ratio_scale"),
         ("gearnn2-prime", ["loader=per-sample"], "per-sample"),
     ],
 )
