@@ -5,7 +5,7 @@ Every function returns a matplotlib Figure and never shows it; the notebook deci
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 
 def _plt() -> Any:
@@ -95,6 +95,20 @@ def cost_vs_robustness(
     return fig
 
 
+def _layer_axis(fig: Any, ax: Any, xs: List[int], names: Optional[Sequence[str]], title: str) -> Any:
+    """Shared finish of the per-layer width plots: layer names on x, channels on y, legend, title."""
+    ax.set_xticks(xs)
+    ax.set_xticklabels(
+        names if names is not None else [str(i) for i in xs], rotation=60, ha="right", fontsize=7
+    )
+    ax.set_ylabel("output channels")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def widths_before_after(before: Sequence[int], after: Sequence[int], full: Optional[Sequence[int]] = None,
                         names: Optional[Sequence[str]] = None, title: str = "") -> Any:  # fmt: skip
     """Bar chart of the width of every growable layer before and after growth (and the full model's)."""
@@ -106,16 +120,7 @@ def widths_before_after(before: Sequence[int], after: Sequence[int], full: Optio
     if full is not None:
         ax.plot(xs, full, "k_", markersize=14, label="full model")
         ax.set_yscale("log")
-    ax.set_xticks(xs)
-    ax.set_xticklabels(
-        names if names is not None else [str(i) for i in xs], rotation=60, ha="right", fontsize=7
-    )
-    ax.set_ylabel("output channels")
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _layer_axis(fig, ax, xs, names, title)
 
 
 def view_grid(views: Sequence[Any], titles: Sequence[str], rows: int = 4) -> Any:
@@ -232,16 +237,7 @@ def widths_by_run(
     if full is not None:
         ax.plot(xs, list(full), "k--", linewidth=1, label="full model")
     log2_axis(ax)
-    ax.set_xticks(xs)
-    ax.set_xticklabels(
-        names if names is not None else [str(i) for i in xs], rotation=60, ha="right", fontsize=7
-    )
-    ax.set_ylabel("output channels")
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _layer_axis(fig, ax, xs, names, title)
 
 
 def log2_axis(ax: Any, axis: str = "y") -> Any:
