@@ -37,16 +37,7 @@ spectrum_images: int = 200  # test images behind each Fourier spectrum
 import torch
 from IPython.display import Markdown, display
 
-from gearlib import augment, corrupt, plots
-from gearlib.analysis import (
-    perturbation_spectrum,
-    plot_landscapes,
-    plot_loss_curves,
-    plot_spectra,
-    plot_topology,
-    spectrum,
-    topology_frame,
-)
+from gearlib import analysis, augment, corrupt, plots
 from gearlib.data import load_dataset, to_float
 from gearlib.experiments import (
     corrupted_views,
@@ -72,10 +63,10 @@ display(Markdown(chapter.banner()))
 # %%
 osg = {s: chapter.run("osg-clean", seed=s) for s in seeds}
 backbone = osg[seeds[0]]["width_history"][0]
-frame = topology_frame(
+frame = analysis.topology_frame(
     {s: r["widths"] for s, r in osg.items()}, unit_names(arch), backbone, full_widths(arch)
 )
-fig = plot_topology(frame, title=f"{arch}: widths after One-Shot Growth")
+fig = analysis.plot_topology(frame, title=f"{arch}: widths after One-Shot Growth")
 plots.log2_axis(fig.axes[0])
 frame[["layer", "mean", "std", "backbone", "full", "mean_frac"]].round(3)
 
@@ -86,7 +77,7 @@ frame[["layer", "mean", "std", "backbone", "full", "mean_frac"]].round(3)
 # step decides this from first-order loss reductions alone, so the pattern is a property of the data
 # and the architecture. How stable it is can be read off the error bars.
 #
-# ## §8.2 Training curves
+# ## §8.2 Why two phases: training curves
 #
 # Training loss per epoch for the two GEARnn variants and the robust baseline, with stage boundaries
 # dotted. The loss of a robust stage includes the consistency term (weight λ = 12), so it jumps where
@@ -94,13 +85,13 @@ frame[["layer", "mean", "std", "backbone", "full", "mean_frac"]].round(3)
 
 # %%
 curve_runs = chapter.runs(["gearnn1", "gearnn2", "small-augmix"])
-fig = plot_loss_curves(
+fig = analysis.plot_loss_curves(
     {m: epoch_curve(r) for m, r in curve_runs.items()},
     stage_boundaries={m: stage_boundaries(r) for m, r in curve_runs.items()},
 )
 
 # %% [markdown]
-# ## The loss around the final weights
+# ## §8.2 The loss around the final weights
 #
 # We use the filter normalisation of {cite:p}`li2018visualizing`: draw one random direction d in weight
 # space, rescale it filter by filter to the norms of the trained filters, and evaluate the test loss
@@ -114,10 +105,10 @@ fig = plot_loss_curves(
 # %%
 methods = ["gearnn1", "gearnn2", "small-augmix"]
 curves = chapter.cached("landscape", lambda: landscape_curves(chapter, methods, seed=seed))
-fig = plot_landscapes({m: (c["alphas"], c["losses"]) for m, c in curves.items()})
+fig = analysis.plot_landscapes({m: (c["alphas"], c["losses"]) for m, c in curves.items()})
 
 # %% [markdown]
-# ## Why clean data is a good start: Fourier spectra
+# ## §8.2 Why clean data is a good start: Fourier spectra
 #
 # As in {cite:p}`yin2019fourier`, the spectrum of a set of images is the mean magnitude of their
 # 2-D Fourier transforms, with the lowest frequencies at the centre of each panel (log scale, each
@@ -130,10 +121,10 @@ clean = to_float(
 )
 era_views = torch.cat(augment.era(clean, generator=torch.Generator().manual_seed(seed))[1:])
 corrupted = corrupted_views(clean, corrupt.BENCHMARK_CORRUPTIONS, severity=3, seed=seed)
-spectra = {"clean": spectrum(clean), "ERA views": spectrum(era_views)}
-spectra.update({name: spectrum(corrupted[name]) for name in corruptions})
-spectra["mean of 15 corruptions"] = torch.stack([spectrum(v) for v in corrupted.values()]).mean(0)
-fig = plot_spectra(spectra, ncols=3)
+spectra = {"clean": analysis.spectrum(clean), "ERA views": analysis.spectrum(era_views)}
+spectra.update({name: analysis.spectrum(corrupted[name]) for name in corruptions})
+spectra["mean of 15 corruptions"] = torch.stack([analysis.spectrum(v) for v in corrupted.values()]).mean(0)
+fig = analysis.plot_spectra(spectra, ncols=3)
 
 # %% [markdown]
 # Then the *changes* each transformation makes, |F(T(x) − x)|: what the network must learn to ignore.
@@ -141,12 +132,12 @@ fig = plot_spectra(spectra, ncols=3)
 # content.
 
 # %%
-deltas = {"ERA views": perturbation_spectrum(clean.repeat(3, 1, 1, 1), era_views)}
-deltas.update({name: perturbation_spectrum(clean, corrupted[name]) for name in corruptions})
+deltas = {"ERA views": analysis.perturbation_spectrum(clean.repeat(3, 1, 1, 1), era_views)}
+deltas.update({name: analysis.perturbation_spectrum(clean, corrupted[name]) for name in corruptions})
 deltas["mean of 15 corruptions"] = torch.stack(
-    [perturbation_spectrum(clean, v) for v in corrupted.values()]
+    [analysis.perturbation_spectrum(clean, v) for v in corrupted.values()]
 ).mean(0)
-fig = plot_spectra(deltas, ncols=3)
+fig = analysis.plot_spectra(deltas, ncols=3)
 
 # %% [markdown]
 # The paper's argument: individual corruptions can reach high frequencies, but averaged over the whole

@@ -242,7 +242,11 @@ class _Run:
 
         if self.method.start == "backbone":
             return [self.profile.backbone_width] * len(full_widths(self.config.arch))
-        grown = dataclasses.replace(self.config, method="gearnn2", loader="batched")
+        # The Small baselines copy GEARnn-2's topology; settings only Small runs use must not change which
+        # GEARnn-2 run that is (else a Small epoch sweep would retrain identical GEARnn-2 runs).
+        base = get_profile(self.profile.name)
+        profile = dataclasses.replace(self.profile, epochs_small=base.epochs_small)
+        grown = dataclasses.replace(self.config, method="gearnn2", loader="batched", profile=profile)
         return list(run_experiment(grown, self.runs_dir, self.data_dir, self.progress).metrics["widths"])
 
     def _build(self, widths: List[int]) -> torch.nn.Module:
@@ -323,9 +327,9 @@ class _Run:
         def on_epoch_end(
             epoch: int, model: Any, optimizer: Any, scheduler: Any, metrics: Dict[str, Any]
         ) -> None:
-            entry = {"step": index, "stage": step.stage, "augment": step.augment, "epoch": epoch + 1}
+            entry = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+            entry.update({"step": index, "stage": step.stage, "augment": step.augment, "epoch": epoch + 1})
             entry["total_epoch"] = sum(1 for e in self.log if not e.get("growth")) + 1
-            entry.update({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
             entry["widths_sum"] = sum(self.widths)
             self._record(entry)
             done = epoch + 1 >= step.epochs
