@@ -79,6 +79,8 @@ x, y = train.tensors()
 batches = TensorBatches(x, y, p.batch_size, generator=torch.Generator().manual_seed(seed))
 torch.manual_seed(seed)
 stage = train_stage(backbone, batches, 2, StageConfig(progress=False))
+
+# %%
 gamma = p.growth_ratio(chapter.dataset, arch)
 grown, record = grow.firefly_step(
     backbone,

@@ -242,24 +242,22 @@ def one_shot_growth(
     Returns:
         (final model f_O, GrowthHistory).
     """
-    run = _start(
+    return n_shot_growth(
         model,
         batches,
-        growth_ratio,
-        new_neurons,
+        steps=1,
+        growth_ratio=growth_ratio,
+        epochs=[epochs_before, epochs_after],
+        new_neurons=new_neurons,
         stage_config=stage_config,
         growth_batches=growth_batches,
         loss_fn=loss_fn,
         device=device,
-        growth_options=growth_options,
         generator=generator,
         on_stage=on_stage,
         on_epoch_end=on_epoch_end,
+        growth_options=growth_options,
     )
-    run.train(0, epochs_before)
-    run.grow(1, growth_ratio)
-    run.train(1, epochs_after)
-    return run.model, run.history
 
 
 def n_shot_growth(
