@@ -151,6 +151,10 @@ def execute_chapter(
                 f"{err.ename}: {err.evalue}\n  the failed notebook is in {failed}"
             ) from None
         notebook = nbformat.read(str(partial), as_version=4)
+        for cell in notebook.cells:  # the banner states the parameters; hide papermill's injected cell
+            tags = cell.metadata.setdefault("tags", [])
+            if "injected-parameters" in tags and "remove-cell" not in tags:
+                tags.append("remove-cell")
         notebook.metadata["gearlib"] = {"fingerprint": stamp, "profile": params.get("profile")}
         out.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(notebook, str(out))

@@ -5,6 +5,8 @@ Robust accuracy = unweighted mean of the 15 x 5 per-(corruption, severity) accur
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -26,6 +28,10 @@ from gearlib.corrupt.params import (
 
 DISPLAY = {"cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C", "tinyimagenet": "Tiny-ImageNet-C"}
 SOURCES = ("auto", "disk", "generate")
+# Corrupted blocks generated on the fly, kept per process: the runs of one chapter evaluate the same test
+# images, so each (images, corruption, severity, seed) block is generated once. About 3 KB per CIFAR image.
+_BLOCK_CACHE: collections.OrderedDict[Tuple[Any, ...], np.ndarray] = collections.OrderedDict()
+BLOCK_CACHE_BYTES = 256 * 2**20
 Z95 = 1.959963984540054
 
 
@@ -236,8 +242,6 @@ def _generated_blocks(
     seed: int,
     jpeg_quality: Optional[int],
 ) -> Iterator[Tuple[str, int, torch.Tensor, torch.Tensor, int]]:
-    from gearlib.corrupt.digital import jpeg_roundtrip
-
     images, labels = clean
     n = len(labels)
     for name in names:
@@ -248,11 +252,38 @@ def _generated_blocks(
                 idx = _sample_indices(n, sample, seed, name, severity)
             else:
                 idx = np.arange(n)
-            out = corrupt(images[idx], name, severity, seed=seed, indices=idx)
-            if jpeg_quality:
-                out = jpeg_roundtrip(out, jpeg_quality, optimize=True)
+            out = _cached_corrupt(images[idx], name, severity, seed, idx, jpeg_quality)
             tensor = torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
             yield name, severity, tensor, torch.from_numpy(labels[idx]).long(), n
+
+
+def _cached_corrupt(
+    images: np.ndarray, name: str, severity: int, seed: int, idx: np.ndarray, jpeg_quality: Optional[int]
+) -> np.ndarray:
+    """corrupt() (then the JPEG round trip of Tiny-ImageNet-C) of these images, from the process cache
+    when the same block was generated before (the output depends only on the key's inputs)."""
+    from gearlib.corrupt.digital import jpeg_roundtrip
+
+    digest = hashlib.blake2b(np.ascontiguousarray(images).tobytes(), digest_size=16).hexdigest()
+    key = (
+        digest,
+        images.shape,
+        name,
+        severity,
+        seed,
+        hashlib.blake2b(idx.tobytes()).hexdigest(),
+        jpeg_quality,
+    )
+    if key in _BLOCK_CACHE:
+        _BLOCK_CACHE.move_to_end(key)
+        return _BLOCK_CACHE[key]
+    out = corrupt(images, name, severity, seed=seed, indices=idx)
+    if jpeg_quality:
+        out = jpeg_roundtrip(out, jpeg_quality, optimize=True)
+    _BLOCK_CACHE[key] = out  # callers copy it (NHWC -> NCHW) before use
+    while sum(v.nbytes for v in _BLOCK_CACHE.values()) > BLOCK_CACHE_BYTES and len(_BLOCK_CACHE) > 1:
+        _BLOCK_CACHE.popitem(last=False)
+    return out
 
 
 def _clean_nhwc(

@@ -188,10 +188,23 @@ def open_chapter(namespace: Dict[str, Any], extra: Sequence[str] = ()) -> Chapte
     )
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown}; this chapter takes {', '.join(sorted(declared))}")
+    _inline_figures()
     kwargs = {k: namespace[k] for k in STANDARD_PARAMETERS if k in namespace}
     if isinstance(kwargs.get("overrides"), str):
         kwargs["overrides"] = [kwargs["overrides"]] if kwargs["overrides"] else []
     return Chapter(**kwargs)
+
+
+def _inline_figures() -> None:
+    """Inside a Jupyter kernel, draw figures into the notebook even when MPLBACKEND=Agg was inherited
+    (CI sets it for the tests; a kernel started under it would otherwise keep every figure off the page)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and type(shell).__name__ == "ZMQInteractiveShell":
+        shell.run_line_magic("matplotlib", "inline")
 
 
 def _json_default(value: Any) -> Any:

@@ -1,14 +1,16 @@
 """`gearlib bench grow`: one Firefly growth step (perturbation + scoring pass) against one training epoch of
 the grown network, per architecture, on the same batches and machine; prints the time ratio.
 
-Spec 2.3 expects about two passes through a network K channels wider per layer, so a ratio of a few.
+Spec 2.3 expects about two passes through a network K channels wider per layer, so a ratio of a few. The
+bench also counts the floating-point operations of one candidate forward and one grown forward pass, which
+bounds the ratio from below whatever the kernels: perturb = fwd + bwd, score = fwd + input-gradient bwd.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 # Table 1 growth ratios (CIFAR-10)
 GROWTH_RATIOS = {"vgg19": 0.9, "mobilenet_v1": 1.8, "resnet18": 0.6}
@@ -28,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, default=32, help="image side in pixels")
     parser.add_argument("--repeats", type=int, default=2, help="timed repeats; the fastest one counts")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument(
+        "--no-channels-last",
+        dest="channels_last",
+        action="store_false",
+        help="run growth and training in NCHW layout (default: NHWC, as the profiles do)",
+    )
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -59,13 +67,19 @@ def _time_arch(arch: str, batches: List[Any], args: argparse.Namespace, device: 
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    batches = [(x.to(device), y.to(device)) for x, y in batches]
+    layout = torch.channels_last if args.channels_last else torch.contiguous_format
+    batches = [(x.to(device).contiguous(memory_format=layout), y.to(device)) for x, y in batches]
     torch.manual_seed(args.seed)
     model = build(arch, args.width, num_classes=10, input_size=args.image_size).to(device)
-    config = StageConfig(progress=False)
+    config = StageConfig(progress=False, channels_last=args.channels_last)
     train_stage(model, batches, 1, config, loss_fn=clean_cross_entropy)  # warm-up; sets BN statistics
     ratio, k = GROWTH_RATIOS[arch], args.new_neurons
-    common = {"loss_fn": clean_cross_entropy, "progress": False, "device": device}
+    common = {
+        "loss_fn": clean_cross_entropy,
+        "progress": False,
+        "device": device,
+        "channels_last": args.channels_last,
+    }
     firefly_step(model, batches, ratio, k, max_batches=1, **common)  # warm-up of the wide kernels
     best = {
         "perturb": float("inf"),
@@ -76,9 +90,8 @@ def _time_arch(arch: str, batches: List[Any], args: argparse.Namespace, device: 
     for repeat in range(args.repeats):  # the fastest repeat is the least disturbed by other processes
         generator = torch.Generator().manual_seed(args.seed + repeat)
         grown, record = firefly_step(model, batches, ratio, k, generator=generator, **common)
-        train_stage(
-            grown, batches, 1, StageConfig(progress=False, max_batches=1), loss_fn=clean_cross_entropy
-        )
+        warm = StageConfig(progress=False, max_batches=1, channels_last=args.channels_last)
+        train_stage(grown, batches, 1, warm, loss_fn=clean_cross_entropy)
         sync()
         start = time.perf_counter()
         train_stage(grown, batches, 1, config, loss_fn=clean_cross_entropy)
@@ -86,7 +99,9 @@ def _time_arch(arch: str, batches: List[Any], args: argparse.Namespace, device: 
         seconds = dict(record.seconds, epoch=time.perf_counter() - start)
         best = {key: min(value, seconds[key]) for key, value in best.items()}
     growth = best["perturb"] + best["score"]
+    flops = _forward_flops(model, grown, batches[0][0], args.new_neurons)
     return {
+        f"{arch}_candidate_over_grown_forward_flops": flops,
         f"{arch}_growth_over_epoch": growth / best["epoch"],
         f"{arch}_growth_s": growth,
         f"{arch}_perturb_s": best["perturb"],
@@ -96,6 +111,26 @@ def _time_arch(arch: str, batches: List[Any], args: argparse.Namespace, device: 
         f"{arch}_size_before": size_fraction(model),
         f"{arch}_size_after": size_fraction(grown),
     }
+
+
+def _forward_flops(model: Any, grown: Any, x: Any, new_neurons: int) -> Optional[float]:
+    """FLOPs of one candidate-network forward pass over those of one grown-network forward pass (same
+    batch), or None where torch has no FlopCounterMode."""
+    import torch
+
+    try:
+        from torch.utils.flop_counter import FlopCounterMode
+    except ImportError:  # pragma: no cover - older torch
+        return None
+    from gearlib.grow.candidate import Candidate
+
+    counts = []
+    for net in (Candidate(model, new_neurons), grown):
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            net.eval()(x)
+        counts.append(counter.get_total_flops())
+    grown.train()
+    return counts[0] / counts[1]
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
@@ -121,6 +156,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         "batches": args.batches,
         "batch_size": args.batch_size,
         "repeats": args.repeats,
+        "channels_last": args.channels_last,
     }
     for arch in archs:
         results.update(_time_arch(arch, batches, args, device))

@@ -107,7 +107,10 @@ class CandidateLayer(nn.Module):
             if self.layer.bias is not None:
                 out = out + _per_channel(self.layer.bias, out)
             return out
-        u, d, a = self._op(x_old, torch.cat([W, self.V, self.A])).split([dst.width, dst.width, dst.k], 1)
+        # The frozen rows W and the trained rows [V; A] are separate convolutions, so the backward pass
+        # computes weight gradients only for the growth tensors.
+        u = self._op(x_old, W)
+        d, a = self._op(x_old, torch.cat([self.V, self.A])).split([dst.width, dst.k], 1)
         if self.layer.bias is not None:
             u = u + _per_channel(self.layer.bias, u)
         if x_new is not None:
@@ -145,18 +148,14 @@ class CandidateBN(nn.Module):
         self.bn, self.unit = bn, unit
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Eval-mode BN is a per-channel affine map; writing it as x * scale + shift keeps the backward
+        # pass (needed for the perturbations and the scores) a cheap multiply instead of BN's backward.
         bn, k = self.bn, self.unit.k
-        ones, zeros = bn.weight.new_ones(k), bn.weight.new_zeros(k)
-        return F.batch_norm(
-            x,
-            torch.cat([bn.running_mean, bn.running_mean, zeros]),
-            torch.cat([bn.running_var, bn.running_var, ones]),
-            torch.cat([bn.weight, bn.weight, ones]),
-            torch.cat([bn.bias, bn.bias, zeros]),
-            False,
-            0.0,
-            bn.eps,
-        )
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        shift = bn.bias - bn.running_mean * scale
+        scale = torch.cat([scale, scale, scale.new_full((k,), 1.0 / (1.0 + bn.eps) ** 0.5)])
+        shift = torch.cat([shift, shift, shift.new_zeros(k)])
+        return torch.addcmul(_per_channel(shift, x), x, _per_channel(scale, x))
 
 
 def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:

@@ -139,6 +139,11 @@ def _batches(batches: Iterable, max_batches: Optional[int], progress: bool, desc
         yield batch
 
 
+def _to_device(x: torch.Tensor, device: Optional[torch.device], channels_last: bool) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
 def rmsprop_settings(rmsprop: Union[str, Mapping[str, float]]) -> Dict[str, float]:
     """RMSprop hyper-parameters: a preset name ("official", "text") or a dict with lr, alpha, momentum."""
     if isinstance(rmsprop, str):
@@ -162,6 +167,7 @@ def train_perturbations(
     device: Optional[torch.device] = None,
     max_batches: Optional[int] = None,
     progress: bool = True,
+    channels_last: bool = False,
 ) -> List[float]:
     """Perturbation training (spec 2.3 step 3): one pass, RMSprop on V, A, B (and D) at a constant lr.
 
@@ -174,7 +180,7 @@ def train_perturbations(
     candidate.eval()
     losses = []
     for x, y in _batches(batches, max_batches, progress, "grow: perturb"):
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        x, y = _to_device(x, device, channels_last), y.to(device, non_blocking=True)
         loss = loss_fn(candidate(x), y) + candidate.penalty(SPLIT_PENALTY, NEW_FAN_IN_PENALTY)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -194,6 +200,7 @@ def score_candidates(
     device: Optional[torch.device] = None,
     max_batches: Optional[int] = None,
     progress: bool = True,
+    channels_last: bool = False,
 ) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
     """Scoring pass (spec 2.3 step 4): s_c = mean over batches of dL/dt_c at t = 1, task loss only.
 
@@ -208,7 +215,7 @@ def score_candidates(
     n = 0
     try:
         for x, y in _batches(batches, max_batches, progress, "grow: score"):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            x, y = _to_device(x, device, channels_last), y.to(device, non_blocking=True)
             grads = torch.autograd.grad(loss_fn(candidate(x), y), flat, allow_unused=True)
             for s, g in zip(sums, grads):
                 if g is not None:
@@ -332,6 +339,7 @@ def firefly_step(
     grow_stream: bool = True,
     target_fraction: Optional[float] = None,
     score_batches: Optional[Iterable] = None,
+    channels_last: bool = False,
 ) -> Tuple[GrowableNet, GrowthRecord]:
     """One Firefly growth step (E_g = 1): f_G = G(f_B) under the neuron budget C(f) <= (1 + gamma) C(f_B).
 
@@ -352,6 +360,8 @@ def firefly_step(
         target_fraction: if set, gamma is found by bisection so the grown size fraction reaches it
             (N-shot growth); `growth_ratio` then only seeds the record.
         score_batches: batch source for the scoring pass (default: `batches`).
+        channels_last: run both passes in NHWC memory layout (faster convolutions on CUDA and most CPUs);
+            the result is the same up to floating-point rounding.
 
     Returns:
         (grown model in train mode, GrowthRecord).
@@ -367,9 +377,16 @@ def firefly_step(
     loss_fn = loss_fn if loss_fn is not None else default_loss_fn()
     seconds: Dict[str, float] = {}
     score_source = batches if score_batches is None else score_batches
-    passes = {"device": device, "max_batches": max_batches, "progress": progress}
+    passes = {
+        "device": device,
+        "max_batches": max_batches,
+        "progress": progress,
+        "channels_last": channels_last,
+    }
 
     candidate = Candidate(model, new_neurons, generator=generator, grow_stream=grow_stream).to(device)
+    if channels_last:
+        candidate.to(memory_format=torch.channels_last)
     with _stopwatch(seconds, "perturb", device):
         losses = train_perturbations(candidate, batches, loss_fn, rmsprop=rmsprop, **passes)
     with _stopwatch(seconds, "score", device):

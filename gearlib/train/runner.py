@@ -317,7 +317,7 @@ class _Run:
             weight_decay=p.weight_decay,
             lr_gamma=p.lr_gamma,
             amp=p.amp and cuda,
-            channels_last=p.channels_last and cuda,
+            channels_last=p.channels_last,
             progress=self.progress,
         )
         batches = self._batches(step, p.batch_size, seed_offset=index)
@@ -373,6 +373,7 @@ class _Run:
             generator=generator,
             rmsprop=p.rmsprop,
             progress=self.progress,
+            channels_last=p.channels_last,
         )
         self.model.to(self.device)
         from gearlib.models import widths_of

@@ -19,6 +19,14 @@ HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 ALLOWED_CONSOLE = ("THEBE_JS_URL",)  # jupyter-book 1.x declares it twice on every page (harmless)
+# CI sets GEARLIB_BOOK_CHECK=required: a missing book, Playwright or Chromium is then a failure, not a skip.
+REQUIRED = os.environ.get("GEARLIB_BOOK_CHECK", "") == "required"
+
+
+def _missing(reason: str) -> None:
+    if REQUIRED:
+        pytest.fail(f"{reason} (GEARLIB_BOOK_CHECK=required)")
+    pytest.skip(reason)
 
 
 def _pages() -> list:
@@ -35,7 +43,7 @@ def _pages() -> list:
 @pytest.fixture(scope="module")
 def server():
     if not HTML.is_dir():
-        pytest.skip("no built book in _build/html: run `make book` (or `gearlib book --profile smoke`) first")
+        _missing("no built book in _build/html: run `make book` (or `gearlib book --profile smoke`) first")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -46,11 +54,12 @@ def server():
 
 @pytest.fixture(scope="module")
 def browser():
-    playwright = pytest.importorskip(
-        "playwright.sync_api", reason="pip install playwright (no browser download)"
-    )
+    try:
+        from playwright import sync_api as playwright
+    except ImportError:
+        _missing("pip install playwright (no browser download)")
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)")
+        _missing(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)")
     with playwright.sync_playwright() as p:
         args = [
             "--no-sandbox",
@@ -96,6 +105,10 @@ def _check_page(browser, server: str, page_path: str) -> list:
     if page_path.startswith("book/chapters/"):
         if page.eval_on_selector_all(".cell_output", "els => els.length") == 0:
             problems.append(f"{page_path}: an executed chapter without any output cell")
+        if page.eval_on_selector_all(".cell_output img", "els => els.length") == 0:
+            problems.append(
+                f"{page_path}: no figure in the chapter (was MPLBACKEND=Agg given to the kernel?)"
+            )
         if "Traceback (most recent call last)" in page.inner_text("body"):
             problems.append(f"{page_path}: a traceback is shown to the reader")
     page.screenshot(path=str(SHOTS / (page_path.replace("/", "_") + ".png")), full_page=True)

@@ -194,23 +194,39 @@ def test_firefly_step_budget_and_loss(arch):
     }
 
 
+def grow_seeded(model, batches, growth_ratio=0.5, seed=5, **options):
+    """One growth step with K candidates, clean CE and a seeded generator."""
+    return firefly_step(
+        model,
+        batches,
+        growth_ratio,
+        K,
+        loss_fn=clean_cross_entropy,
+        generator=torch.Generator().manual_seed(seed),
+        progress=False,
+        **options,
+    )
+
+
 def test_firefly_step_is_deterministic():
     model = pretrained("vgg19", epochs=1)
     batches = learnable_batches(n=32)
-    runs = [
-        firefly_step(
-            model,
-            batches,
-            0.5,
-            K,
-            loss_fn=clean_cross_entropy,
-            generator=torch.Generator().manual_seed(5),
-            progress=False,
-        )[0].state_dict()
-        for _ in range(2)
-    ]
+    runs = [grow_seeded(model, batches)[0].state_dict() for _ in range(2)]
     assert runs[0].keys() == runs[1].keys()
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+@pytest.mark.parametrize("arch", ["vgg19", "mobilenet_v1"])
+def test_channels_last_growth_matches_default_layout(arch):
+    """NHWC growth (the profiles' default) trains the same perturbations and scores up to rounding."""
+    model = pretrained(arch, epochs=1)
+    batches = learnable_batches(n=32)
+    records = [grow_seeded(model, batches, channels_last=cl)[1] for cl in (False, True)]
+    for name in ("split_scores", "new_scores"):
+        ours = torch.tensor([v for unit in getattr(records[1], name) for v in unit])
+        ref = torch.tensor([v for unit in getattr(records[0], name) for v in unit])
+        assert torch.allclose(ours, ref, rtol=1e-3, atol=1e-6), name
+    assert records[0].perturb_losses == pytest.approx(records[1].perturb_losses, rel=1e-4)
 
 
 def test_selection_keeps_ties():
