@@ -141,21 +141,24 @@ class CandidateDepthwise(nn.Module):
 
 class CandidateBN(nn.Module):
     """Eval-mode BN on a 2c+K unit: copies share their parent's statistics and affine parameters; new
-    channels use weight 1, bias 0, mean 0, variance 1."""
+    channels use weight 1, bias 0, mean 0, variance 1.
+
+    The backbone is frozen during growth, so eval-mode BN is a fixed per-channel affine map: its scale and
+    shift are computed once here, and the backward pass (perturbations, scores) is a cheap multiply.
+    """
 
     def __init__(self, bn: nn.BatchNorm2d, unit: CandidateUnit) -> None:
         super().__init__()
         self.bn, self.unit = bn, unit
+        with torch.no_grad():
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            shift = bn.bias - bn.running_mean * scale
+            new_scale = scale.new_full((unit.k,), 1.0 / (1.0 + bn.eps) ** 0.5)
+            self.register_buffer("scale", torch.cat([scale, scale, new_scale]))
+            self.register_buffer("shift", torch.cat([shift, shift, shift.new_zeros(unit.k)]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Eval-mode BN is a per-channel affine map; writing it as x * scale + shift keeps the backward
-        # pass (needed for the perturbations and the scores) a cheap multiply instead of BN's backward.
-        bn, k = self.bn, self.unit.k
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        shift = bn.bias - bn.running_mean * scale
-        scale = torch.cat([scale, scale, scale.new_full((k,), 1.0 / (1.0 + bn.eps) ** 0.5)])
-        shift = torch.cat([shift, shift, shift.new_zeros(k)])
-        return torch.addcmul(_per_channel(shift, x), x, _per_channel(scale, x))
+        return torch.addcmul(_per_channel(self.shift, x), x, _per_channel(self.scale, x))
 
 
 def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
