@@ -2,8 +2,9 @@
 the grown network, per architecture, on the same batches and machine; prints the time ratio.
 
 Spec 2.3 expects about two passes through a network K channels wider per layer, so a ratio of a few. The
-bench also counts the floating-point operations of one candidate forward and one grown forward pass, which
-bounds the ratio from below whatever the kernels: perturb = fwd + bwd, score = fwd + input-gradient bwd.
+bench also counts the floating-point operations of one candidate forward and one grown forward pass: with
+perturb = forward + backward and score = forward + input-gradient backward, this says roughly how low the
+ratio can go (roughly: the candidate's wider convolutions run closer to the machine's peak).
 """
 
 from __future__ import annotations

@@ -1,19 +1,25 @@
-"""Firefly's candidate network (spec 2.2): the frozen backbone plus split directions V, new-neuron fan-ins A,
-fan-ins B from the previous layer's new neurons, and scoring multipliers t, for every growable unit.
+"""Firefly's candidate network (spec 2.2): the frozen backbone plus split directions V, new-neuron fan-ins A
+and fan-ins B from the previous layer's new neurons, for every growable unit.
 
 Layout. During growth every growable unit of width c carries 2c + K channels, [originals | copies | new]:
-conv rows write h+ = u + e + t*(V*x) to the originals, h- = u + e - t*(V*x) to the copies and
-h_n = t*(A*x) + e_n to the K new channels; BN, activation, pooling and depthwise convs act on each channel,
-and every consumer reads the average of an original and its copy. This is spec 2.7's explicit duplication,
-used for all architectures: it equals spec 2.2's in-layer average when the consumer reads the unit directly,
-and unlike the average it stays exact through max-pooling (VGG) and depthwise convs (MobileNet), so the
-materialised network equals this candidate network (spec 2.4, "function at growth").
+the producing layer writes h+ = u + e + t*(V*x) to the originals, h- = u + e - t*(V*x) to the copies and
+h_n = t*(A*x) + e_n to the K new channels, with t = 1 (spec 2.2's scoring multipliers, which the scoring
+pass differentiates); BN, activation, pooling and depthwise convs act on each channel, and every consumer
+reads the average of an original and its copy. This is spec 2.7's explicit duplication, used for all
+architectures: it equals spec 2.2's in-layer average when the consumer reads the unit directly, and unlike
+the average it stays exact through max-pooling (VGG) and depthwise convs (MobileNet), so the materialised
+network equals this candidate network (spec 2.4, "function at growth").
+
+Speed. The backbone is frozen and in eval mode, so each BN of a growing unit is a fixed per-channel affine
+map; it is folded into the layer that writes the unit, which then produces all 2c+K channels with one
+convolution of the old inputs and one of the new inputs, and no per-channel work on the activations.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -36,23 +42,18 @@ def _normal(shape: Sequence[int], std: float, generator: Optional[torch.Generato
     return torch.randn(tuple(shape), generator=generator) * std
 
 
-def _per_channel(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Reshape a [C] vector to broadcast over dim 1 of `like` (NC or NCHW)."""
-    return v.view((1, -1) + (1,) * (like.dim() - 2))
-
-
 class CandidateUnit(nn.Module):
-    """Scoring multipliers and on/off masks of one unit's c split candidates and K new neurons.
+    """The c split candidates and K new neurons of one growable unit, with on/off masks.
 
-    t_split and t_new are held at 1 (spec 2.2); the scoring pass differentiates the task loss w.r.t. them.
     split_on / new_on switch candidates off (used to compare a candidate network with its materialisation).
+    Spec 2.2's scoring multipliers t are implicit: the score of a candidate is the derivative of the loss
+    with respect to a factor t on its perturbation at t = 1, which `score_contributions` computes from the
+    unit's outputs and their gradients.
     """
 
     def __init__(self, name: str, width: int, new_neurons: int) -> None:
         super().__init__()
         self.name, self.width, self.k = name, int(width), int(new_neurons)
-        self.t_split = nn.Parameter(torch.ones(self.width), requires_grad=False)
-        self.t_new = nn.Parameter(torch.ones(self.k), requires_grad=False)
         self.register_buffer("split_on", torch.ones(self.width))
         self.register_buffer("new_on", torch.ones(self.k))
 
@@ -62,14 +63,66 @@ class CandidateUnit(nn.Module):
         return [self.width, self.width, self.k]
 
     def read(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Consumer view of a 2c+K tensor: (average of originals and copies, new channels)."""
+        """Consumer view of a 2c+K tensor: (originals + copies, new channels). Consumers read the average of
+        an original and its copy; the factor 1/2 is folded into their weights."""
         x_orig, x_copy, x_new = x.split(self.layout, dim=1)
-        return (x_orig + x_copy) * 0.5, x_new
+        return x_orig + x_copy, x_new
+
+    def score_contributions(
+        self, grad: torch.Tensor, old_part: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """dL/dt for the split and new candidates, from one producer's output (its gradient `grad`) and the
+        part of that output computed from the old inputs (`old_part`, 2c+K channels, BN folded in).
+
+        For split i the producer writes u + d_i to the original and u - d_i to the copy, so
+        d_i = (old+ - old-) / 2 and dL/dt_i = sum (grad+ - grad-) * d_i; for new m, dL/dt_m = sum grad_m * a_m
+        with a_m the new channel's old-input part. Sums run over batch and positions.
+        """
+        g_orig, g_copy, g_new = grad.split(self.layout, dim=1)
+        o_orig, o_copy, o_new = old_part.split(self.layout, dim=1)
+        dims = [0] + list(range(2, grad.dim()))
+        split = 0.5 * ((g_orig - g_copy) * (o_orig - o_copy)).sum(dims)
+        return split, (g_new * o_new).sum(dims)
+
+
+# What a layer writing a growable unit records in the scoring pass: (unit, old-input part, output, the
+# output's autograd version counter, which shows whether a later in-place op overwrote it).
+Recorded = Tuple[CandidateUnit, torch.Tensor, torch.Tensor, int]
+
+
+def _folded_affine(
+    layer: nn.Module, bn: Optional[nn.BatchNorm2d], unit: CandidateUnit
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (scale, shift) that `layer`'s bias and the eval-mode BN after it apply to a 2c+K unit:
+    copies share their parent's, new channels get BN (weight 1, bias 0, mean 0, variance 1) and bias 0."""
+    like, k = layer.weight, unit.k
+    if bn is None:
+        scale = like.new_ones(2 * unit.width + k)
+        shift = like.new_zeros(2 * unit.width + k)
+    else:
+        s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        b = bn.bias - bn.running_mean * s
+        scale = torch.cat([s, s, s.new_full((k,), 1.0 / (1.0 + bn.eps) ** 0.5)])
+        shift = torch.cat([b, b, b.new_zeros(k)])
+    if layer.bias is not None:
+        bias = layer.bias
+        shift = shift + scale * torch.cat([bias, bias, bias.new_zeros(k)])
+    return scale, shift
+
+
+def _rows(w: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Scale the rows (dim 0) of a weight by a vector."""
+    return w * v.view((-1,) + (1,) * (w.dim() - 1))
 
 
 class CandidateLayer(nn.Module):
     """A frozen conv or linear layer with its growth tensors V, A (if it writes a growable unit) and
-    B (if it reads one). src/dst are the CandidateUnits it reads/writes, None if not growable."""
+    B (if it reads one). src/dst are the CandidateUnits it reads/writes, None if not growable.
+
+    When it writes a growable unit, the eval-mode BN that follows (`bn`) is folded into the layer: one
+    convolution of the old inputs with rows [W + V | W - V | A] (times BN's scale, plus BN's shift) and one
+    of the new inputs with rows [B_o | B_o | B_n] produce the unit's 2c+K channels after BN directly.
+    """
 
     def __init__(
         self,
@@ -77,88 +130,94 @@ class CandidateLayer(nn.Module):
         src: Optional[CandidateUnit],
         dst: Optional[CandidateUnit],
         generator: Optional[torch.Generator],
+        bn: Optional[nn.BatchNorm2d] = None,
     ) -> None:
         super().__init__()
         if isinstance(layer, nn.Conv2d) and layer.groups != 1:
             raise ValueError("CandidateLayer takes dense convs; use CandidateDepthwise for depthwise convs")
         self.layer, self.src, self.dst = layer, src, dst
+        self.outputs: Optional[List[Recorded]] = None
         c_out, c_in = layer.weight.shape[:2]
         kernel = tuple(layer.weight.shape[2:])
         if dst is not None:
             self.V = nn.Parameter(_uniform((c_out, c_in) + kernel, SPLIT_UNIFORM, generator))
             self.A = nn.Parameter(_normal((dst.k, c_in) + kernel, NEW_FAN_IN_STD, generator))
+            with torch.no_grad():
+                scale, shift = _folded_affine(layer, bn, dst)
+            self.register_buffer("scale", scale)
+            self.register_buffer("shift", shift)
         if src is not None:
             rows = c_out + (dst.k if dst is not None else 0)
             self.B = nn.Parameter(_uniform((rows, src.k) + kernel, NEW_FAN_OUT_UNIFORM, generator))
 
-    def _op(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def _op(self, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
         if isinstance(self.layer, nn.Linear):
-            return F.linear(x, weight)
+            return F.linear(x, weight, bias)
         conv = self.layer
-        return F.conv2d(x, weight, None, conv.stride, conv.padding, conv.dilation)
+        return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation)
+
+    def _weights(self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Rows of the old-input and new-input weights over the 2c+K outputs, BN scale folded in."""
+        dst, W = self.dst, self.layer.weight
+        half = 0.5 if self.src is not None else 1.0  # consumers read originals + copies
+        V = _rows(self.V, dst.split_on)
+        old = _rows(torch.cat([W + V, W - V, _rows(self.A, dst.new_on)]), self.scale * half)
+        if self.src is None:
+            return old, None
+        B_old, B_new = self.B.split([dst.width, dst.k])
+        return old, _rows(torch.cat([B_old, B_old, _rows(B_new, dst.new_on)]), self.scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         src, dst, W = self.src, self.dst, self.layer.weight
         x_old, x_new = src.read(x) if src is not None else (x, None)
         if dst is None:  # plain output (head, or a unit that does not grow)
-            out = self._op(x_old, W)
-            if x_new is not None:
-                out = out + self._op(x_new, self.B)
-            if self.layer.bias is not None:
-                out = out + _per_channel(self.layer.bias, out)
-            return out
-        # The frozen rows W and the trained rows [V; A] are separate convolutions, so the backward pass
-        # computes weight gradients only for the growth tensors.
-        u = self._op(x_old, W)
-        d, a = self._op(x_old, torch.cat([self.V, self.A])).split([dst.width, dst.k], 1)
-        if self.layer.bias is not None:
-            u = u + _per_channel(self.layer.bias, u)
-        if x_new is not None:
-            e_old, e_new = self._op(x_new, self.B).split([dst.width, dst.k], 1)
-            u = u + e_old
-        d = d * _per_channel(dst.t_split * dst.split_on, d)
-        h_new = a * _per_channel(dst.t_new, a)
-        if x_new is not None:
-            h_new = h_new + e_new
-        h_new = h_new * _per_channel(dst.new_on, h_new)
-        return torch.cat([u + d, u - d, h_new], 1)
+            out = self._op(x_old, 0.5 * W if src is not None else W, self.layer.bias)
+            return out + self._op(x_new, self.B) if x_new is not None else out
+        w_old, w_new = self._weights()
+        old_part = self._op(x_old, w_old, self.shift)
+        out = old_part + self._op(x_new, w_new) if x_new is not None else old_part
+        if self.outputs is not None:  # the scoring pass records what dL/dt needs
+            self.outputs.append((dst, old_part, out, out._version))
+        return out
 
 
 class CandidateDepthwise(nn.Module):
-    """A MobileNet depthwise conv on a 2c+K unit: copies reuse their parent's filter, each new channel gets
-    a per-channel filter D (trained during growth, spec 2.6)."""
+    """A MobileNet depthwise conv on a 2c+K unit, with its eval-mode BN folded in: copies reuse their
+    parent's filter, each new channel gets a per-channel filter D (trained during growth, spec 2.6)."""
 
-    def __init__(self, conv: nn.Conv2d, unit: CandidateUnit, generator: Optional[torch.Generator]) -> None:
+    def __init__(
+        self,
+        conv: nn.Conv2d,
+        unit: CandidateUnit,
+        generator: Optional[torch.Generator],
+        bn: Optional[nn.BatchNorm2d] = None,
+    ) -> None:
         super().__init__()
         self.layer, self.unit = conv, unit
         self.D = nn.Parameter(_normal((unit.k, 1) + tuple(conv.weight.shape[2:]), NEW_FAN_IN_STD, generator))
+        with torch.no_grad():
+            scale, shift = _folded_affine(conv, bn, unit)
+        self.register_buffer("scale", scale)
+        self.register_buffer("shift", shift)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv, W = self.layer, self.layer.weight
-        weight = torch.cat([W, W, self.D])
-        return F.conv2d(x, weight, None, conv.stride, conv.padding, conv.dilation, groups=weight.shape[0])
+        weight = _rows(torch.cat([W, W, self.D]), self.scale)
+        return F.conv2d(
+            x, weight, self.shift, conv.stride, conv.padding, conv.dilation, groups=weight.shape[0]
+        )
 
 
-class CandidateBN(nn.Module):
-    """Eval-mode BN on a 2c+K unit: copies share their parent's statistics and affine parameters; new
-    channels use weight 1, bias 0, mean 0, variance 1.
+class FoldedBN(nn.Module):
+    """Stands where a BN of a growing unit was: the producing layer already applied it (folded), so this
+    is the identity. It keeps the original BN for materialisation."""
 
-    The backbone is frozen during growth, so eval-mode BN is a fixed per-channel affine map: its scale and
-    shift are computed once here, and the backward pass (perturbations, scores) is a cheap multiply.
-    """
-
-    def __init__(self, bn: nn.BatchNorm2d, unit: CandidateUnit) -> None:
+    def __init__(self, bn: nn.BatchNorm2d) -> None:
         super().__init__()
-        self.bn, self.unit = bn, unit
-        with torch.no_grad():
-            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            shift = bn.bias - bn.running_mean * scale
-            new_scale = scale.new_full((unit.k,), 1.0 / (1.0 + bn.eps) ** 0.5)
-            self.register_buffer("scale", torch.cat([scale, scale, new_scale]))
-            self.register_buffer("shift", torch.cat([shift, shift, shift.new_zeros(unit.k)]))
+        self.bn = bn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(_per_channel(self.shift, x), x, _per_channel(self.scale, x))
+        return x
 
 
 def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
@@ -195,6 +254,9 @@ class Candidate(nn.Module):
         net = copy.deepcopy(model).eval()
         for p in net.parameters():
             p.requires_grad_(False)
+        for m in net.modules():  # the scoring pass needs each unit's pre-activation output intact
+            if getattr(m, "inplace", False):
+                m.inplace = False
         self.units = nn.ModuleDict(
             {
                 u.name: CandidateUnit(u.name, u.width, self.new_neurons)
@@ -214,13 +276,15 @@ class Candidate(nn.Module):
     def _wrap(self, net: nn.Module, layer: Layer, generator: Optional[torch.Generator]) -> None:
         src, dst = self.unit(layer.src), self.unit(layer.dst)
         module = net.get_submodule(layer.module)
+        bn = None
+        if layer.bn is not None and dst is not None:  # folded into the layer that writes the unit
+            bn = net.get_submodule(layer.bn)
+            _set_module(net, layer.bn, FoldedBN(bn))
         if layer.kind == "depthwise":
             if src is not None:
-                _set_module(net, layer.module, CandidateDepthwise(module, src, generator))
+                _set_module(net, layer.module, CandidateDepthwise(module, src, generator, bn))
         elif src is not None or dst is not None:
-            _set_module(net, layer.module, CandidateLayer(module, src, dst, generator))
-        if layer.bn is not None and self.unit(layer.dst) is not None:
-            _set_module(net, layer.bn, CandidateBN(net.get_submodule(layer.bn), self.unit(layer.dst)))
+            _set_module(net, layer.module, CandidateLayer(module, src, dst, generator, bn))
 
     def train(self, mode: bool = True) -> Candidate:
         """The candidate network always stays in eval mode (BN uses running statistics, spec 2.2)."""
@@ -251,9 +315,19 @@ class Candidate(nn.Module):
         ]
         return torch.stack(terms).sum()
 
-    def multipliers(self) -> Dict[str, Tuple[nn.Parameter, nn.Parameter]]:
-        """unit name -> (t_split, t_new)."""
-        return {name: (u.t_split, u.t_new) for name, u in self.units.items()}
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[List[Recorded]]:
+        """Within this block every forward pass appends (unit, old-input part, output, output version) for
+        each layer that writes a growable unit to the yielded list; the scoring pass turns it into dL/dt."""
+        outputs: List[Recorded] = []
+        layers = [m for _, m in self.wrapped_layers() if isinstance(m, CandidateLayer) and m.dst is not None]
+        for m in layers:
+            m.outputs = outputs
+        try:
+            yield outputs
+        finally:
+            for m in layers:
+                m.outputs = None
 
     def keep_only(self, selection: Mapping[str, Tuple[Sequence[int], Sequence[int]]]) -> None:
         """Switch off every candidate that `selection` (unit -> (split indices, new indices)) leaves out.

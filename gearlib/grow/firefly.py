@@ -207,27 +207,30 @@ def score_candidates(
     Returns:
         unit name -> (split scores [c_l], new-neuron scores [K]), on the CPU; lower is better.
     """
-    multipliers = candidate.multipliers()
-    flat = [t for pair in multipliers.values() for t in pair]
-    sums = [torch.zeros_like(t) for t in flat]
-    for t in flat:
-        t.requires_grad_(True)
+    sums = {n: (torch.zeros_like(u.split_on), torch.zeros_like(u.new_on)) for n, u in candidate.units.items()}
     n = 0
-    try:
+    with candidate.recording() as outputs:
         for x, y in _batches(batches, max_batches, progress, "grow: score"):
             x, y = _to_device(x, device, channels_last), y.to(device, non_blocking=True)
-            grads = torch.autograd.grad(loss_fn(candidate(x), y), flat, allow_unused=True)
-            for s, g in zip(sums, grads):
-                if g is not None:
-                    s += g
+            outputs.clear()
+            loss = loss_fn(candidate(x), y)
+            # Gradients w.r.t. the recorded outputs only: no weight gradients are computed.
+            if any(out._version != version for _, _, out, version in outputs):
+                raise RuntimeError(
+                    "an in-place operation overwrote a growing layer's output in the candidate network; "
+                    "use out-of-place activations (inplace=False) in the model's forward"
+                )
+            grads = torch.autograd.grad(loss, [out for _, _, out, _ in outputs])
+            with torch.no_grad():
+                for (unit, old_part, _, _), grad in zip(outputs, grads):
+                    split, new = unit.score_contributions(grad, old_part)
+                    sums[unit.name][0].add_(split)
+                    sums[unit.name][1].add_(new)
             n += 1
-    finally:
-        for t in flat:
-            t.requires_grad_(False)
+        outputs.clear()
     if n == 0:
         raise ValueError("growth needs at least one batch; the batch source was empty")
-    means = iter([s.detach().cpu() / n for s in sums])
-    return {name: (next(means), next(means)) for name in multipliers}
+    return {name: (split.cpu() / n, new.cpu() / n) for name, (split, new) in sums.items()}
 
 
 # ---------------------------------------------------------------- selection

@@ -142,7 +142,7 @@ def materialise(candidate: Candidate, selection: Selection, *, dw_new_init: str 
         state.update({f"{layer.module}.{k}": v for k, v in tensors.items()})
         if layer.bn is not None:
             bn = candidate.net.get_submodule(layer.bn)
-            bn = getattr(bn, "bn", bn)  # unwrap CandidateBN
+            bn = getattr(bn, "bn", bn)  # unwrap FoldedBN
             tensors = _batchnorm(bn, sel.get(layer.dst))
             state.update({f"{layer.bn}.{k}": v for k, v in tensors.items()})
     missing = set(grown.state_dict()) - set(state)

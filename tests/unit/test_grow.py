@@ -20,6 +20,7 @@ from gearlib.grow import (
     n_shot_growth,
     one_shot_growth,
     per_step_ratio,
+    score_candidates,
     select_candidates,
     split_epochs,
     train_perturbations,
@@ -227,6 +228,54 @@ def test_channels_last_growth_matches_default_layout(arch):
         ref = torch.tensor([v for unit in getattr(records[0], name) for v in unit])
         assert torch.allclose(ours, ref, rtol=1e-3, atol=1e-6), name
     assert records[0].perturb_losses == pytest.approx(records[1].perturb_losses, rel=1e-4)
+
+
+def _loss_with_scaled_candidate(candidate, unit, kind, index, factor, x, y):
+    """Loss after scaling candidate `index` of `unit` by `factor` in every layer that writes the unit: the
+    split direction V (kind 0) or the new neuron's fan-in A (kind 1). This is spec 2.2's t_c = factor."""
+    producers = [m for _, m in candidate.wrapped_layers() if getattr(m, "dst", None) is unit]
+    tensors = [getattr(m, "V" if kind == 0 else "A") for m in producers]
+    saved = [t[index].clone() for t in tensors]
+    with torch.no_grad():
+        for t in tensors:
+            t[index] *= factor
+        loss = clean_cross_entropy(candidate(x), y).item()
+        for t, row in zip(tensors, saved):
+            t[index] = row
+    return loss
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_scores_are_loss_derivatives(arch):
+    """s_c = dL/dt_c at t = 1 (spec 2.3 step 4), checked against central differences of the loss in float64
+    for the largest split and new-neuron score of every unit (ResNet's tied units have several producers)."""
+    _, candidate = trained_candidate(arch)
+    candidate = candidate.double()
+    x, y = learnable_batches(n=8, batch=8)[0]
+    x = x.double()
+    scores = score_candidates(candidate, [(x, y)], clean_cross_entropy, progress=False)
+    delta = 1e-7  # small enough that no ReLU changes side; float64 keeps the rounding near 1e-9
+    for name, unit in candidate.units.items():
+        for kind in (0, 1):
+            score = scores[name][kind]
+            index = int(score.abs().argmax())
+            up, down = (
+                _loss_with_scaled_candidate(candidate, unit, kind, index, 1 + sign * delta, x, y)
+                for sign in (1, -1)
+            )
+            assert (up - down) / (2 * delta) == pytest.approx(float(score[index]), rel=1e-4, abs=1e-8), (
+                name,
+                kind,
+            )
+
+
+def test_scoring_refuses_outputs_overwritten_in_place():
+    """An in-place op on a growing layer's output would silently change what dL/dt means."""
+    _, candidate = trained_candidate("vgg19")
+    folded = [m for m in candidate.modules() if type(m).__name__ == "FoldedBN"]
+    folded[0].register_forward_hook(lambda module, inputs, output: output.add_(0))
+    with pytest.raises(RuntimeError, match="in-place"):
+        score_candidates(candidate, learnable_batches(n=8, batch=8), clean_cross_entropy, progress=False)
 
 
 def test_selection_keeps_ties():
