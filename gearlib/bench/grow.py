@@ -2,9 +2,9 @@
 the grown network, per architecture, on the same batches and machine; prints the time ratio.
 
 Spec 2.3 expects about two passes through a network K channels wider per layer, so a ratio of a few. The
-bench also counts the floating-point operations of one candidate forward and one grown forward pass: with
-perturb = forward + backward and score = forward + input-gradient backward, this says roughly how low the
-ratio can go (roughly: the candidate's wider convolutions run closer to the machine's peak).
+bench also counts the floating-point operations of one candidate forward and one grown forward pass. With
+perturb = forward + backward and score = forward + input-gradient backward, that estimates the ratio if every
+convolution ran at the same speed per operation; the candidate's wider convolutions usually run faster.
 """
 
 from __future__ import annotations

@@ -207,19 +207,22 @@ def score_candidates(
     Returns:
         unit name -> (split scores [c_l], new-neuron scores [K]), on the CPU; lower is better.
     """
-    sums = {n: (torch.zeros_like(u.split_on), torch.zeros_like(u.new_on)) for n, u in candidate.units.items()}
+    sums = {
+        name: (torch.zeros_like(unit.split_on), torch.zeros_like(unit.new_on))
+        for name, unit in candidate.units.items()
+    }
     n = 0
     with candidate.recording() as outputs:
         for x, y in _batches(batches, max_batches, progress, "grow: score"):
             x, y = _to_device(x, device, channels_last), y.to(device, non_blocking=True)
             outputs.clear()
             loss = loss_fn(candidate(x), y)
-            # Gradients w.r.t. the recorded outputs only: no weight gradients are computed.
             if any(out._version != version for _, _, out, version in outputs):
                 raise RuntimeError(
                     "an in-place operation overwrote a growing layer's output in the candidate network; "
                     "use out-of-place activations (inplace=False) in the model's forward"
                 )
+            # Gradients w.r.t. the recorded outputs only: no weight gradients are computed.
             grads = torch.autograd.grad(loss, [out for _, _, out, _ in outputs])
             with torch.no_grad():
                 for (unit, old_part, _, _), grad in zip(outputs, grads):
