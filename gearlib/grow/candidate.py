@@ -275,15 +275,16 @@ class Candidate(nn.Module):
 
     def _wrap(self, net: nn.Module, layer: Layer, generator: Optional[torch.Generator]) -> None:
         src, dst = self.unit(layer.src), self.unit(layer.dst)
+        if src is None and dst is None:
+            return  # neither reads nor writes a growing unit: stays as it is
         module = net.get_submodule(layer.module)
         bn = None
         if layer.bn is not None and dst is not None:  # folded into the layer that writes the unit
             bn = net.get_submodule(layer.bn)
             _set_module(net, layer.bn, FoldedBN(bn))
-        if layer.kind == "depthwise":
-            if src is not None:
-                _set_module(net, layer.module, CandidateDepthwise(module, src, generator, bn))
-        elif src is not None or dst is not None:
+        if layer.kind == "depthwise":  # reads and writes the same unit
+            _set_module(net, layer.module, CandidateDepthwise(module, src, generator, bn))
+        else:
             _set_module(net, layer.module, CandidateLayer(module, src, dst, generator, bn))
 
     def train(self, mode: bool = True) -> Candidate:
