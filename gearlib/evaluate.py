@@ -281,8 +281,9 @@ def _cached_corrupt(
     if jpeg_quality:
         out = jpeg_roundtrip(out, jpeg_quality, optimize=True)
     _BLOCK_CACHE[key] = out  # callers copy it (NHWC -> NCHW) before use
-    while sum(v.nbytes for v in _BLOCK_CACHE.values()) > BLOCK_CACHE_BYTES and len(_BLOCK_CACHE) > 1:
-        _BLOCK_CACHE.popitem(last=False)
+    total = sum(v.nbytes for v in _BLOCK_CACHE.values())
+    while total > BLOCK_CACHE_BYTES and len(_BLOCK_CACHE) > 1:
+        total -= _BLOCK_CACHE.popitem(last=False)[1].nbytes
     return out
 
 

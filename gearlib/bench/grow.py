@@ -13,9 +13,6 @@ import argparse
 import time
 from typing import Any, Dict, List, Optional
 
-# Table 1 growth ratios (CIFAR-10)
-GROWTH_RATIOS = {"vgg19": 0.9, "mobilenet_v1": 1.8, "resnet18": 0.6}
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `gearlib bench grow` (`--json` is added by the framework)."""
@@ -62,6 +59,7 @@ def _time_arch(arch: str, batches: List[Any], args: argparse.Namespace, device: 
 
     from gearlib.grow import firefly_step
     from gearlib.models import build, size_fraction
+    from gearlib.profiles import GROWTH_RATIO
     from gearlib.train.stage import StageConfig, clean_cross_entropy, train_stage
 
     def sync() -> None:
@@ -74,7 +72,7 @@ def _time_arch(arch: str, batches: List[Any], args: argparse.Namespace, device: 
     model = build(arch, args.width, num_classes=10, input_size=args.image_size).to(device)
     config = StageConfig(progress=False, channels_last=args.channels_last)
     train_stage(model, batches, 1, config, loss_fn=clean_cross_entropy)  # warm-up; sets BN statistics
-    ratio, k = GROWTH_RATIOS[arch], args.new_neurons
+    ratio, k = GROWTH_RATIO["cifar10"][arch], args.new_neurons  # Table 1
     common = {
         "loss_fn": clean_cross_entropy,
         "progress": False,

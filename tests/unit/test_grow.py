@@ -26,6 +26,7 @@ from gearlib.grow import (
     train_perturbations,
     zero_growth_tensors,
 )
+from gearlib.grow.candidate import FoldedBN
 from gearlib.models import ARCHS, build, size_fraction, widths_of
 from gearlib.train.stage import StageConfig, clean_cross_entropy, train_stage
 
@@ -272,7 +273,7 @@ def test_scores_are_loss_derivatives(arch):
 def test_scoring_refuses_outputs_overwritten_in_place():
     """An in-place op on a growing layer's output would silently change what dL/dt means."""
     _, candidate = trained_candidate("vgg19")
-    folded = [m for m in candidate.modules() if type(m).__name__ == "FoldedBN"]
+    folded = [m for m in candidate.modules() if isinstance(m, FoldedBN)]
     folded[0].register_forward_hook(lambda module, inputs, output: output.add_(0))
     with pytest.raises(RuntimeError, match="in-place"):
         score_candidates(candidate, learnable_batches(n=8, batch=8), clean_cross_entropy, progress=False)
