@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -31,3 +32,23 @@ def test_info_runs_and_names_the_energy_backend(tmp_path):
         check=True,
     ).stdout
     assert "torch" in out and "energy backend" in out and "synthetic" in out
+
+
+def test_bench_grow_reports_ratios_and_the_widened_reference(capsys):
+    """At a tiny scale: every documented key is there, the times are positive, and the reference network
+    has K more channels in every unit than the backbone."""
+    argv = ["bench", "grow", "--json", "--archs", "resnet18", "--width", "4", "--new-neurons", "3"]
+    assert main(argv + ["--batches", "2", "--batch-size", "4", "--repeats", "1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("growth", "widened_epoch", "widened_passes"):
+        assert out[f"resnet18_{key}_over_epoch"] > 0
+    assert out["resnet18_mean_width_widened"] == 4 + 3
+    assert out["resnet18_widened_passes_over_epoch"] > out["resnet18_widened_epoch_over_epoch"]
+    assert out["resnet18_growth_s"] == out["resnet18_perturb_s"] + out["resnet18_score_s"]
+    assert out["resnet18_size_after"] > out["resnet18_size_before"]
+
+
+def test_bench_grow_rejects_an_unknown_architecture(capsys):
+    assert main(["bench", "grow", "--archs", "vgg16", "--batches", "1", "--repeats", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown architecture 'vgg16'" in err and "vgg19" in err
