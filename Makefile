@@ -9,8 +9,13 @@ ONLY ?=
 BOOK_ARGS ?=
 COMPAT_VENV ?= .venv-compat
 PYTEST_ARGS ?=
+# The package set the tests were last run with (torch, torchvision, numpy, the book stack...), for the
+# Python it was made on. `make pin` rewrites it from $(VENV); CONSTRAINTS= installs without it.
+CONSTRAINTS ?= constraints.txt
+PIN_PYTHON := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: test lint unit book book-smoke test-compat test-book clean help
+.PHONY: test lint unit book book-smoke test-compat test-book pin clean help
 
 help:
 	@echo "make test         install into $(VENV) and run lint, the Python 3.8 check and the unit tests"
@@ -18,20 +23,22 @@ help:
 	@echo "                  PROFILE=cpu|quadro|jetson trains that profile; REPLAY=1 renders results/<profile>/"
 	@echo "make test-compat  run the unit tests against torch 2.1 / torchvision 0.16 in $(COMPAT_VENV)"
 	@echo "make test-book    the reader's check: open every built page in headless Chromium"
+	@echo "make pin          rewrite $(CONSTRAINTS) from the packages installed in $(VENV) (run the tests first)"
 
-$(VENV)/.torch:
+$(VENV)/.torch: $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	# torch and torchvision must come from one build family; an installed pair (JetPack, +cpu) is kept.
-	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PIP) install torch torchvision
+	# torch and torchvision come first, as one pair. pip keeps an installed pair that meets the pins (a
+	# +cpu build of the pinned version does) or, where the pins do not apply (JetPack's Python 3.8), any.
+	$(PIP) install $(C) torch torchvision
 	touch $@
 
-$(VENV)/.test: $(VENV)/.torch pyproject.toml
-	$(PIP) install -e ".[test]"
+$(VENV)/.test: $(VENV)/.torch pyproject.toml $(CONSTRAINTS)
+	$(PIP) install $(C) -e ".[test]"
 	touch $@
 
 $(VENV)/.book: $(VENV)/.test
-	$(PIP) install -e ".[book,test]"
+	$(PIP) install $(C) -e ".[book,test]"
 	$(PY) -m ipykernel install --sys-prefix --name gearlib --display-name "gearlib (Python 3)"
 	touch $@
 
@@ -41,7 +48,8 @@ lint: $(VENV)/.test
 	$(VENV)/bin/vermin --target=3.8- --violations --no-tips -q gearlib notebooks
 
 unit: $(VENV)/.test
-	$(PY) -m pytest tests/unit -q -n 2 $(PYTEST_ARGS)
+	# One OpenMP thread per xdist worker: two workers with two threads each on two cores run 2x slower.
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest tests/unit -q -n 2 $(PYTEST_ARGS)
 
 test: lint unit
 
@@ -64,7 +72,14 @@ $(COMPAT_VENV)/.installed: pyproject.toml
 	touch $@
 
 test-compat: $(COMPAT_VENV)/.installed
-	$(COMPAT_VENV)/bin/python -m pytest tests/unit -q -n 2 $(PYTEST_ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(COMPAT_VENV)/bin/python -m pytest tests/unit -q -n 2 $(PYTEST_ARGS)
+
+# Moving the pin is a deliberate commit: upgrade $(VENV) on purpose, run `make test` and `make book`, then this.
+pin:
+	@echo "# Tested package set for CPython $(PIN_PYTHON) (written by make pin; see the Makefile)." > $(CONSTRAINTS)
+	@echo "# On other Pythons the markers switch these pins off and pyproject.toml's bounds apply." >> $(CONSTRAINTS)
+	$(PIP) freeze --exclude-editable | grep -v '^gearlib' \
+		| sed 's/$$/ ; python_version == "$(PIN_PYTHON)"/' >> $(CONSTRAINTS)
 
 clean:
 	rm -rf _build book/executed

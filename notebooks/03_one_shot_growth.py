@@ -44,7 +44,7 @@ import torch
 from IPython.display import Markdown, display
 
 from gearlib import grow, models, plots
-from gearlib.data import TensorBatches, load_dataset
+from gearlib.data import TensorBatches, dataset_info, load_dataset
 from gearlib.train.stage import StageConfig, train_stage
 
 from gearlib.experiments import open_chapter
@@ -60,7 +60,7 @@ K = new_neurons or p.new_neurons
 # The backbone has every growable width equal to c₀ and is a few percent of the full model:
 
 # %%
-num_classes = 10 if chapter.dataset in ("cifar10", "synthetic") else 100
+num_classes = dataset_info(chapter.dataset).num_classes
 backbone = models.build(arch, p.backbone_width, num_classes)
 print(
     f"c0 = {p.backbone_width}: {models.count_params(backbone):,} parameters, "

@@ -157,7 +157,19 @@ def _time_arch(arch: str, batches: List[Any], args: argparse.Namespace, device: 
         f"{arch}_mean_width_widened": sum(widened.widths) / len(widened.widths),
         f"{arch}_size_before": size_fraction(model),
         f"{arch}_size_after": size_fraction(grown),
+        f"{arch}_channels_last": _layout_used(model, args, device),
     }
+
+
+def _layout_used(model: Any, args: argparse.Namespace, device: Any) -> bool:
+    """Whether growth and training ran channels-last: asked for, and safe for both the backbone and its
+    candidate network (gearlib.models.layout keeps networks with thin strided 1x1 convolutions NCHW)."""
+    from gearlib.grow.candidate import Candidate
+    from gearlib.models import use_channels_last
+
+    wanted = args.channels_last
+    candidate = Candidate(model, args.new_neurons)
+    return use_channels_last(model, device, wanted) and use_channels_last(candidate, device, wanted)
 
 
 def _forward_flops(model: Any, grown: Any, x: Any, new_neurons: int) -> Optional[float]:

@@ -53,15 +53,21 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from gearlib.corrupt.generate import clean_test_set, corruption_groups, generate_corrupted_set
+    from gearlib.corrupt.params import check_severity
     from gearlib.data.paths import resolve_data_dir
 
+    # Every argument is checked before any data is read.
     corruptions = corruption_groups(args.corruptions)
-    out = Path(args.out) if args.out else resolve_data_dir(args.data_dir) / f"{args.dataset}-c"
+    for severity in args.severities:
+        check_severity(severity)
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be a positive number of images, got {args.limit}")
     quality = args.jpeg_quality
     if quality is None and args.dataset == "tinyimagenet":
         quality = 85
     if quality is not None and not 0 <= quality <= 95:
         raise ValueError(f"--jpeg-quality must be in 0..95, got {quality}")
+    out = Path(args.out) if args.out else resolve_data_dir(args.data_dir) / f"{args.dataset}-c"
     images, labels, source = clean_test_set(args.dataset, args.data_dir, args.limit)
     print(f"corrupting {len(labels)} images of {source}")
     print(f"  {len(corruptions)} corruptions x severities {args.severities} -> {out}")

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -19,16 +20,31 @@ from gearlib.data.paths import (
 )
 from gearlib.data.synthetic import SYNTHETIC_CLASSES, load_synthetic, synthetic_tensors
 
-DATASETS: Dict[str, dict] = {
-    "cifar10": {"num_classes": 10, "image_size": 32},
-    "cifar100": {"num_classes": 100, "image_size": 32},
-    "tinyimagenet": {"num_classes": 200, "image_size": 64},
-    "synthetic": {"num_classes": 10, "image_size": 32},
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What training and evaluation need to know of a dataset without loading it."""
+
+    name: str
+    num_classes: int
+    image_size: int
+    corrupted: str  # display name of its corrupted test set
+
+
+DATASETS: Dict[str, DatasetInfo] = {
+    info.name: info
+    for info in (
+        DatasetInfo("cifar10", 10, 32, "CIFAR-10-C"),
+        DatasetInfo("cifar100", 100, 32, "CIFAR-100-C"),
+        DatasetInfo("tinyimagenet", 200, 64, "Tiny-ImageNet-C"),
+        DatasetInfo("synthetic", 10, 32, "synthetic-C (generated)"),
+    )
 }
 SPLITS = ("train", "val", "test")
 
 __all__ = [
     "DATASETS",
+    "DatasetInfo",
     "DatasetNotFoundError",
     "ImageDataset",
     "SYNTHETIC_CLASSES",
@@ -48,8 +64,8 @@ __all__ = [
 ]
 
 
-def dataset_info(name: str) -> dict:
-    """Number of classes and image size of a dataset name; unknown names raise ValueError."""
+def dataset_info(name: str) -> DatasetInfo:
+    """Number of classes, image size and corrupted-set name of a dataset; unknown names raise ValueError."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     return DATASETS[name]
@@ -104,7 +120,7 @@ def load_dataset(
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     base_split = "test" if split == "test" else "train"
     if name == "synthetic":
-        dataset = load_synthetic(base_split, num_classes=info["num_classes"], seed=0)
+        dataset = load_synthetic(base_split, num_classes=info.num_classes, seed=0)
     else:
         dataset = _load_from_disk(name, base_split, data_dir, verify, download)
     if split == "val" or val_fraction is not None:

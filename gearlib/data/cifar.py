@@ -15,7 +15,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 import torch
 
-from gearlib.data.folder import load_image_folder
+from gearlib.data.folder import load_image_folder, repair_hint
 from gearlib.data.images import ImageDataset
 
 CIFAR10_CLASSES = [
@@ -159,7 +159,7 @@ def load_cifar(root: Path, name: str, split: str, verify: str = "strict") -> Ima
     """Load CIFAR from whichever layout `root` holds: official pickles first, then class folders."""
     if has_pickle_layout(root, name):
         return load_cifar_pickle(root, name, split, verify)
-    dataset = load_image_folder(root / split, size=32, name=f"{name} {split}")
+    dataset = load_image_folder(root / split, size=32, name=f"{name} {split}", repair=repair_hint(name, root))
     if name == "cifar10" and dataset.classes != CIFAR10_CLASSES:
         raise ValueError(
             f"{root / split} has class folders {dataset.classes}, expected the CIFAR-10 classes "

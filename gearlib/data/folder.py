@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from gearlib.data.images import ImageDataset
-from gearlib.data.paths import cache_dir
+from gearlib.data.paths import HOW_TO_GET, cache_dir
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm")
 
@@ -39,19 +39,36 @@ def list_image_folder(root: Path) -> Tuple[List[str], List[Path], List[int]]:
     return classes, paths, labels
 
 
-def decode_images(paths: Sequence[Path], size: Optional[int] = None, workers: int = 4) -> np.ndarray:
-    """Decode images to a uint8 array [N,H,W,3] (RGB; resized to `size` if they differ)."""
+class BadImageError(ValueError):
+    """An image file that cannot be decoded (truncated, or not an image): names the file and the fix."""
+
+
+def decode_images(
+    paths: Sequence[Path], size: Optional[int] = None, workers: int = 4, how_to_fix: str = ""
+) -> np.ndarray:
+    """Decode images to a uint8 array [N,H,W,3] (RGB; resized to `size` if they differ).
+
+    Raises BadImageError naming the first file that does not decode, followed by `how_to_fix`."""
     from PIL import Image
 
     def read(path: Path) -> np.ndarray:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            if size is not None and image.size != (size, size):
-                image = image.resize((size, size), Image.BILINEAR)
-            return np.asarray(image, dtype=np.uint8)
+        try:
+            with Image.open(path) as image:
+                image = image.convert("RGB")
+                if size is not None and image.size != (size, size):
+                    image = image.resize((size, size), Image.BILINEAR)
+                return np.asarray(image, dtype=np.uint8)
+        except (OSError, ValueError, SyntaxError) as err:  # PIL's errors for broken files
+            raise BadImageError(f"cannot decode image {path} ({err}){how_to_fix}") from err
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return np.stack(list(pool.map(read, paths, chunksize=256)))
+
+
+def repair_hint(dataset: str, folder: Path) -> str:
+    """The tail of a BadImageError: which folder is damaged and how to re-create the dataset in it."""
+    how = f" ({HOW_TO_GET[dataset]})" if dataset in HOW_TO_GET else ""
+    return f"; {folder} holds a damaged copy of the dataset: delete it and re-create it{how}"
 
 
 def _fingerprint(root: Path, paths: Sequence[Path], size: Optional[int]) -> str:
@@ -62,9 +79,11 @@ def _fingerprint(root: Path, paths: Sequence[Path], size: Optional[int]) -> str:
 
 
 def load_image_folder(
-    root: Path, size: Optional[int] = None, name: str = "", use_cache: bool = True
+    root: Path, size: Optional[int] = None, name: str = "", use_cache: bool = True, repair: str = ""
 ) -> ImageDataset:
-    """Load every image under `root/<class>/` into an ImageDataset (labels = sorted class index)."""
+    """Load every image under `root/<class>/` into an ImageDataset (labels = sorted class index).
+
+    `repair` ends the message of a BadImageError (default: `repair_hint` for `root` itself)."""
     classes, paths, labels = list_image_folder(root)
     array: Optional[np.ndarray] = None
     cache_file = cache_dir() / f"folder-{_fingerprint(root, paths, size)}.npy"
@@ -76,7 +95,7 @@ def load_image_folder(
         if array is not None and array.shape[0] != len(paths):
             array = None
     if array is None:
-        array = decode_images(paths, size)
+        array = decode_images(paths, size, how_to_fix=repair or repair_hint("", root))
         if use_cache:
             _save_atomic(cache_file, array)
     images = torch.from_numpy(np.ascontiguousarray(array.transpose(0, 3, 1, 2)))

@@ -10,7 +10,7 @@ from typing import List
 
 import torch
 
-from gearlib.data.folder import IMAGE_SUFFIXES, decode_images
+from gearlib.data.folder import IMAGE_SUFFIXES, decode_images, repair_hint
 from gearlib.data.images import ImageDataset
 
 FOLDER = "tiny-imagenet-200"
@@ -64,7 +64,7 @@ def load_tinyimagenet(root: Path, split: str) -> ImageDataset:
             labels.append(index[fields[1]])
     if not paths:
         raise FileNotFoundError(f"no images found for Tiny ImageNet {split} under {base}")
-    array = decode_images(paths, size=64)
+    array = decode_images(paths, size=64, how_to_fix=repair_hint("tinyimagenet", base))
     images = torch.from_numpy(array.transpose(0, 3, 1, 2).copy())
     source = f"tinyimagenet {split} (official layout in {base})"
     return ImageDataset(images, torch.tensor(labels, dtype=torch.long), wnids, source)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gearlib.models.common import GrowableNet, GrowthGraph, Layer
+from gearlib.models.layout import is_strided_pointwise
 
 # Initial scales of spec 2.2 / 7 (growth.init).
 SPLIT_UNIFORM = 0.1  # V ~ U(-0.1, 0.1)
@@ -149,6 +150,14 @@ class CandidateLayer(nn.Module):
         if src is not None:
             rows = c_out + (dst.k if dst is not None else 0)
             self.B = nn.Parameter(_uniform((rows, src.k) + kernel, NEW_FAN_OUT_UNIFORM, generator))
+
+    def extra_strided_pointwise_inputs(self) -> List[int]:
+        """Input channels of the convolution of the K new inputs when it is a strided 1x1 one (see
+        gearlib.models.layout: oneDNN's channels-last weight gradient fails below 16 input channels)."""
+        conv = self.layer
+        if self.src is None or not isinstance(conv, nn.Conv2d) or not is_strided_pointwise(conv):
+            return []
+        return [self.src.k]
 
     def _op(self, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
         if isinstance(self.layer, nn.Linear):

@@ -16,6 +16,7 @@ from gearlib.grow.candidate import DW_NEW_INITS, Candidate
 from gearlib.grow.materialise import UnitSelection, grown_widths, materialise
 from gearlib.models import build_meta, check_widths, count_params, param_count
 from gearlib.models.common import GrowableNet, GrowthGraph
+from gearlib.models.layout import use_channels_last
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -141,7 +142,9 @@ def _batches(batches: Iterable, max_batches: Optional[int], progress: bool, desc
 
 def _to_device(x: torch.Tensor, device: Optional[torch.device], channels_last: bool) -> torch.Tensor:
     x = x.to(device, non_blocking=True)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+    if x.dim() != 4:
+        return x
+    return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 def rmsprop_settings(rmsprop: Union[str, Mapping[str, float]]) -> Dict[str, float]:
@@ -391,8 +394,9 @@ def firefly_step(
     }
 
     candidate = Candidate(model, new_neurons, generator=generator, grow_stream=grow_stream).to(device)
-    if channels_last:
-        candidate.to(memory_format=torch.channels_last)
+    channels_last = use_channels_last(candidate, device, channels_last)  # oneDNN issue 6035
+    passes["channels_last"] = channels_last
+    candidate.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     with _stopwatch(seconds, "perturb", device):
         losses = train_perturbations(candidate, batches, loss_fn, rmsprop=rmsprop, **passes)
     with _stopwatch(seconds, "score", device):

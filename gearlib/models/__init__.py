@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from gearlib.models.common import GrowableNet, GrowthGraph, Layer, Normalize, Unit
+from gearlib.models.layout import unsafe_channels_last, use_channels_last
 from gearlib.models.registry import (
     ARCHS,
     budget_groups,
@@ -36,5 +37,7 @@ __all__ = [
     "param_count",
     "size_fraction",
     "unit_names",
+    "unsafe_channels_last",
+    "use_channels_last",
     "widths_of",
 ]

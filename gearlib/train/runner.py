@@ -126,7 +126,7 @@ class RunResult:
         from gearlib.models import build
 
         info = dataset_info(self.metrics["dataset"])
-        net = build(self.metrics["arch"], self.metrics["widths"], info["num_classes"], info["image_size"])
+        net = build(self.metrics["arch"], self.metrics["widths"], info.num_classes, info.image_size)
         net.load_state_dict(store.load_torch(self.run_dir / store.FINAL)["model"])
         return net.eval()
 
@@ -194,7 +194,7 @@ class _Run:
         self.device = config.device
         self.method, self.plan = plan_for(config.method, config.profile, config.dataset, config.arch)
         info = dataset_info(config.dataset)
-        self.num_classes, self.image_size = info["num_classes"], info["image_size"]
+        self.num_classes, self.image_size = info.num_classes, info.image_size
 
     # -- data -------------------------------------------------------------------------------------
     def _load_data(self) -> None:

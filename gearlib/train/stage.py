@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gearlib.models.layout import use_channels_last
+
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 EpochHook = Callable[[int, nn.Module, torch.optim.Optimizer, Any, Dict[str, float]], None]
 JSD_WEIGHT = 12.0  # lambda of L_aug = CE(clean) + lambda * JSD
@@ -178,8 +180,9 @@ def train_epoch(
     seen = 0
     for x, y in _steps(batches, config, desc):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if config.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(
+            memory_format=torch.channels_last if config.channels_last else torch.contiguous_format
+        )
         with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
             logits = model(x)
             loss = loss_fn(logits, y)
@@ -243,6 +246,9 @@ def train_stage(
         raise ValueError(f"need epochs >= 0 and 0 <= start_epoch <= epochs, got {epochs}, {start_epoch}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
+    if config.channels_last and not use_channels_last(model, device, True):
+        config = dataclasses.replace(config, channels_last=False)  # oneDNN issue 6035, see models.layout
+        model.to(memory_format=torch.contiguous_format)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     loss_fn = loss_fn if loss_fn is not None else default_loss_fn()

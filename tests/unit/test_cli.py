@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from gearlib.cli import main
 
 
@@ -35,14 +37,16 @@ def test_info_runs_and_names_the_energy_backend(tmp_path):
 
 
 def test_bench_grow_reports_ratios_and_the_widened_reference(capsys):
-    """At a tiny scale: every documented key is there, the times are positive, and the reference network
-    has K more channels in every unit than the backbone."""
-    argv = ["bench", "grow", "--json", "--archs", "resnet18", "--width", "4", "--new-neurons", "3"]
+    """At a small scale: every documented key is there, the times are positive, and the reference network
+    has K more channels in every unit than the backbone. Width 16 and K 16 keep every strided 1x1
+    convolution at 16+ input channels, so growth and training run channels-last (safe from oneDNN 6035)."""
+    argv = ["bench", "grow", "--json", "--archs", "resnet18", "--width", "16", "--new-neurons", "16"]
     assert main(argv + ["--batches", "2", "--batch-size", "4", "--repeats", "1"]) == 0
     out = json.loads(capsys.readouterr().out)
+    assert out["channels_last"] is True and out["resnet18_channels_last"] is True
     for key in ("growth", "widened_epoch", "widened_passes"):
         assert out[f"resnet18_{key}_over_epoch"] > 0
-    assert out["resnet18_mean_width_widened"] == 4 + 3
+    assert out["resnet18_mean_width_widened"] == 16 + 16
     assert out["resnet18_widened_passes_over_epoch"] > out["resnet18_widened_epoch_over_epoch"]
     assert out["resnet18_growth_s"] == out["resnet18_perturb_s"] + out["resnet18_score_s"]
     assert out["resnet18_size_after"] > out["resnet18_size_before"]
@@ -52,3 +56,21 @@ def test_bench_grow_rejects_an_unknown_architecture(capsys):
     assert main(["bench", "grow", "--archs", "vgg16", "--batches", "1", "--repeats", "1"]) == 2
     err = capsys.readouterr().err
     assert "unknown architecture 'vgg16'" in err and "vgg19" in err
+
+
+@pytest.mark.parametrize(
+    "option, says",
+    [
+        (["--severities", "9"], "unknown severity 9"),
+        (["--corruptions", "fog2"], "unknown corruption 'fog2'"),
+        (["--limit", "0"], "--limit must be a positive number of images, got 0"),
+        (["--jpeg-quality", "99"], "--jpeg-quality must be in 0..95, got 99"),
+    ],
+)
+def test_corrupt_checks_its_arguments_before_reading_data(tmp_path, capsys, option, says):
+    """A bad value is named even where no data directory exists: arguments come before data access."""
+    argv = ["corrupt", "--dataset", "cifar10", "--data-dir", str(tmp_path / "missing")] + option
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gearlib corrupt: error: ") and says in err
+    assert "not found" not in err and "\n" not in err

@@ -11,6 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gearlib.cli import main
 from gearlib.data import (
     DatasetNotFoundError,
     TensorBatches,
@@ -19,6 +20,7 @@ from gearlib.data import (
     synthetic_tensors,
 )
 from gearlib.data.cifar import CIFAR10_CLASSES, load_cifar_pickle
+from gearlib.data.folder import BadImageError
 
 
 def _cifar10_rows(n: int, offset: int = 0) -> np.ndarray:
@@ -101,20 +103,40 @@ def test_cifar100_pickles(tmp_path):
     assert len(test) == 8 and test.num_classes == 100 and test.labels.tolist() == list(range(8))
 
 
-def test_image_folder_layout(tmp_path):
+def _write_cifar10_folders(root: Path, suffix: str = ".png") -> None:
+    """CIFAR-10 in the image-folder layout: 3 train and 2 test images per class, pixel value c*20 + k."""
     from PIL import Image
 
     for split, per_class in (("train", 3), ("test", 2)):
         for c, name in enumerate(CIFAR10_CLASSES):
-            folder = tmp_path / "cifar10" / split / name
+            folder = root / "cifar10" / split / name
             folder.mkdir(parents=True)
             for k in range(per_class):
                 Image.fromarray(np.full((32, 32, 3), c * 20 + k, dtype=np.uint8)).save(
-                    folder / f"{k:04d}.png"
+                    folder / f"{k:04d}{suffix}"
                 )
+
+
+def test_image_folder_layout(tmp_path):
+    _write_cifar10_folders(tmp_path)
     train = load_dataset("cifar10", "train", data_dir=tmp_path)
     assert len(train) == 30 and train.labels.bincount().tolist() == [3] * 10
     assert int(train.images[4, 0, 0, 0]) == 20 + 1  # class 1, image 1 (lossless PNG)
+
+
+def test_truncated_jpeg_names_the_file_and_how_to_recreate_the_set(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GEARLIB_CACHE", str(tmp_path / "cache"))
+    _write_cifar10_folders(tmp_path, ".jpg")
+    broken = tmp_path / "cifar10" / "train" / "cat" / "0001.jpg"
+    broken.write_bytes(broken.read_bytes()[:200])
+    with pytest.raises(BadImageError, match="re-create") as info:
+        load_dataset("cifar10", "train", data_dir=tmp_path)
+    assert str(broken) in str(info.value) and str(tmp_path / "cifar10") in str(info.value)
+    assert main(["data", "check", "cifar10", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        "\n" not in err and err.startswith("gearlib data: error: cannot decode image") and str(broken) in err
+    )
 
 
 def _write_tiny_imagenet(root: Path, wnids, per_class: int = 2) -> None:
