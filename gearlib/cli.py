@@ -14,7 +14,7 @@ from typing import List, Optional
 COMMAND_MODULES = [
     "gearlib.commands.info",
     "gearlib.commands.data",
-    "gearlib.corrupt.cli",
+    "gearlib.commands.corrupt",
     "gearlib.train.cli",
     "gearlib.bench",
     "gearlib.book",

@@ -9,24 +9,33 @@ import collections
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 import torch
 
 from gearlib.corrupt import backends, corrupt
+from gearlib.corrupt.digital import jpeg_roundtrip
+from gearlib.corrupt.generate import clean_test_set, progress_bar
 from gearlib.corrupt.params import (
     BENCHMARK_CORRUPTIONS,
     CORRUPTIONS,
     EXTRA_CORRUPTIONS,
     SEVERITIES,
-    TINY_JPEG_QUALITY,
+    STORED_JPEG_QUALITY,
     check_corruption,
     check_severity,
 )
+from gearlib.data import dataset_info
+from gearlib.data.corrupted import (
+    LAYOUTS,
+    available_corruptions,
+    find_corrupted,
+    load_corrupted,
+    read_metadata,
+)
 
-DISPLAY = {"cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C", "tinyimagenet": "Tiny-ImageNet-C"}
 SOURCES = ("auto", "disk", "generate")
 # Corrupted blocks generated on the fly, kept per process: the runs of one chapter evaluate the same test
 # images, so each (images, corruption, severity, seed) block is generated once. About 3 KB per CIFAR image.
@@ -218,8 +227,6 @@ def _disk_blocks(
     sample: Optional[int],
     seed: int,
 ) -> Iterator[Tuple[str, int, torch.Tensor, torch.Tensor, int]]:
-    from gearlib.data.corrupted import load_corrupted
-
     for name in names:
         for severity in severities:
             images, labels = load_corrupted(
@@ -262,8 +269,6 @@ def _cached_corrupt(
 ) -> np.ndarray:
     """corrupt() (then the JPEG round trip of Tiny-ImageNet-C) of these images, from the process cache
     when the same block was generated before (the output depends only on the key's inputs)."""
-    from gearlib.corrupt.digital import jpeg_roundtrip
-
     digest = hashlib.blake2b(np.ascontiguousarray(images).tobytes(), digest_size=16).hexdigest()
     key = (
         digest,
@@ -292,8 +297,6 @@ def _clean_nhwc(
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Clean test images as uint8 NHWC numpy + int64 labels (first n_examples)."""
     if clean is None:
-        from gearlib.corrupt.generate import clean_test_set
-
         images, labels, _ = clean_test_set(dataset, data_dir, limit=n_examples)
         return images, labels
     if hasattr(clean, "tensors"):
@@ -306,31 +309,26 @@ def _clean_nhwc(
     return images, labels
 
 
+def _display_name(dataset: str) -> str:
+    """Display name of the corrupted set of `dataset` ("CIFAR-10-C"); `<dataset>-C` for a set never published."""
+    return dataset_info(dataset).corrupted if dataset in LAYOUTS else f"{dataset}-C"
+
+
 def _resolve_source(
     source: str, dataset: str, data_dir: Any, wanted: Sequence[str]
 ) -> Tuple[str, str, List[str]]:
     """('disk' | 'generate', label, notes)."""
-    from gearlib.data.corrupted import available_corruptions, find_corrupted, read_metadata
-
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
-    display = DISPLAY.get(dataset, f"{dataset}-C")
+    display = _display_name(dataset)
     notes: List[str] = []
-    if source == "disk" and dataset not in DISPLAY:
+    if source == "disk" and dataset not in LAYOUTS:
         raise ValueError(f"no corrupted set on disk exists for {dataset!r}; use source='generate'")
-    if source in ("auto", "disk") and dataset in DISPLAY:
+    if source in ("auto", "disk") and dataset in LAYOUTS:
         present = set(available_corruptions(dataset, data_dir))
         missing = [c for c in wanted if c not in present]
         if not missing:
-            meta = read_metadata(find_corrupted(dataset, data_dir))
-            if meta is None:
-                return "disk", f"{display} (official)", notes
-            frost = (
-                ", frost=synthetic"
-                if str(meta.get("backends", {}).get("frost", "")).startswith("synthetic")
-                else ""
-            )
-            return "disk", f"{display} (regenerated, seed {meta.get('seed')}{frost})", notes
+            return "disk", _disk_label(display, read_metadata(find_corrupted(dataset, data_dir))), notes
         if source == "disk":
             if not present:
                 find_corrupted(dataset, data_dir)  # raises the informative FileNotFoundError
@@ -339,6 +337,88 @@ def _resolve_source(
             f"{display} not on disk (missing {len(missing)} of {len(wanted)} corruptions): generated"
         )
     return "generate", "", notes
+
+
+def _disk_label(display: str, meta: Optional[dict]) -> str:
+    """'CIFAR-10-C (official)', or '(regenerated, seed k[, frost=synthetic])' for a set made by gearlib."""
+    if meta is None:
+        return f"{display} (official)"
+    synthetic_frost = str(meta.get("backends", {}).get("frost", "")).startswith("synthetic")
+    frost = ", frost=synthetic" if synthetic_frost else ""
+    return f"{display} (regenerated, seed {meta.get('seed')}{frost})"
+
+
+def _generated_label(dataset: str, seed: int) -> str:
+    frost = backends()["frost"].split()[0]
+    return (
+        f"{_display_name(dataset)} (generated on the fly from the clean test set, seed {seed}, frost={frost})"
+    )
+
+
+def _checked_request(
+    corruptions: Sequence[str], severities: Sequence[int], n_examples: Optional[int], sample: Optional[int]
+) -> Tuple[List[str], List[int]]:
+    """The corruption names and severities of a robust_accuracy call, after checking every argument."""
+    names = list(corruptions)
+    for name in names:
+        check_corruption(name)
+    chosen = [check_severity(s) for s in severities]
+    if not names or not chosen:
+        raise ValueError("give at least one corruption and one severity")
+    if n_examples is not None and n_examples <= 0:
+        raise ValueError(f"n_examples must be positive, got {n_examples}")
+    if sample is not None and sample <= 0:
+        raise ValueError(f"sample must be a positive number of images per block, got {sample}")
+    return names, chosen
+
+
+def _extra_names(
+    extras: Optional[bool], kind: str, dataset: str, data_dir: Any, names: Sequence[str]
+) -> List[str]:
+    """The held-out corruptions to report apart: all (True), none (False), or those on disk (None)."""
+    wanted = [c for c in EXTRA_CORRUPTIONS if c not in names]
+    if extras is False:
+        return []
+    if extras:  # all of them (on disk they must be there)
+        return wanted
+    if kind == "disk":  # auto: those shipped with the set
+        present = set(available_corruptions(dataset, data_dir))
+        return [c for c in wanted if c in present]
+    return []
+
+
+@dataclass
+class _Tally:
+    """Block accuracies, and the pooled counts over the benchmark blocks (not the extras)."""
+
+    accuracy: Dict[Tuple[str, int], float] = field(default_factory=dict)
+    correct: int = 0
+    total: int = 0
+    n_block: int = 0  # images evaluated per benchmark block
+    population: int = 0  # images per block before sampling
+
+
+def _evaluate_blocks(
+    model: torch.nn.Module,
+    blocks: Iterable[Tuple[str, int, torch.Tensor, torch.Tensor, int]],
+    benchmark: Sequence[str],
+    batch_size: int,
+    device: Optional[Any],
+    bar: Any,
+) -> _Tally:
+    """Run the model on every block; pool the counts of the `benchmark` corruptions."""
+    tally = _Tally()
+    for name, severity, images, labels, block_size in blocks:
+        correct = correct_predictions(model, images, labels, batch_size, device)
+        tally.population = block_size
+        tally.accuracy[(name, severity)] = 100.0 * float(correct.float().mean())
+        if name in benchmark:
+            tally.correct += int(correct.sum())
+            tally.total += len(correct)
+            tally.n_block = len(correct)
+        bar.update(1)
+    bar.close()
+    return tally
 
 
 def robust_accuracy(
@@ -385,71 +465,40 @@ def robust_accuracy(
     Returns:
         RobustResult (percentages, table, mean corruption error, optional CI).
     """
-    names = list(corruptions)
-    for name in names:
-        check_corruption(name)
-    severities = [check_severity(s) for s in severities]
-    if not names or not severities:
-        raise ValueError("give at least one corruption and one severity")
-    if n_examples is not None and n_examples <= 0:
-        raise ValueError(f"n_examples must be positive, got {n_examples}")
-    if sample is not None and sample <= 0:
-        raise ValueError(f"sample must be a positive number of images per block, got {sample}")
+    names, severities = _checked_request(corruptions, severities, n_examples, sample)
     kind, label, notes = _resolve_source(source, dataset, data_dir, names)
-    extra_names: List[str] = []
-    if extras is not False:
-        from gearlib.data.corrupted import available_corruptions
-
-        wanted = [c for c in EXTRA_CORRUPTIONS if c not in names]
-        if extras:  # all of them (on disk they must be there)
-            extra_names = wanted
-        elif kind == "disk":  # auto: those shipped with the set
-            present = set(available_corruptions(dataset, data_dir))
-            extra_names = [c for c in wanted if c in present]
+    evaluated = names + _extra_names(extras, kind, dataset, data_dir, names)
     if kind == "disk":
-        blocks = _disk_blocks(dataset, data_dir, names + extra_names, severities, n_examples, sample, seed)
+        blocks = _disk_blocks(dataset, data_dir, evaluated, severities, n_examples, sample, seed)
     else:
-        images, labels = _clean_nhwc(clean, dataset, data_dir, n_examples)
-        quality = TINY_JPEG_QUALITY if images.shape[1] == 64 else None
-        blocks = _generated_blocks((images, labels), names + extra_names, severities, sample, seed, quality)
-        display = DISPLAY.get(dataset, f"{dataset}-C")
-        frost = backends()["frost"].split()[0]
-        label = f"{display} (generated on the fly from the clean test set, seed {seed}, frost={frost})"
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+        clean_set = _clean_nhwc(clean, dataset, data_dir, n_examples)
+        quality = STORED_JPEG_QUALITY.get(dataset)
+        blocks = _generated_blocks(clean_set, evaluated, severities, sample, seed, quality)
+        label = _generated_label(dataset, seed)
+    bar = progress_bar(len(evaluated) * len(severities), progress, unit="block")
+    tally = _evaluate_blocks(model, blocks, names, batch_size, device, bar)
+    summary = _summary(tally, names, evaluated[len(names) :], severities, sample)
+    return RobustResult(dataset=dataset, source=label, sample=sample, seed=seed, notes=notes, **summary)
 
-        bar = tqdm(total=len(names + extra_names) * len(severities), unit="block")
-    accuracy: Dict[Tuple[str, int], float] = {}
-    pooled_correct, pooled_total, n_block, population = 0, 0, 0, 0
-    for name, severity, images, labels, block_size in blocks:
-        correct = correct_predictions(model, images, labels, batch_size, device)
-        population = block_size
-        accuracy[(name, severity)] = 100.0 * float(correct.float().mean())
-        if name in names:
-            pooled_correct += int(correct.sum())
-            pooled_total += len(correct)
-            n_block = len(correct)
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    table = _table(accuracy, names, severities)
-    extras_table = _table(accuracy, extra_names, severities) if extra_names else None
-    robust = float(table.values.mean())
-    ci = _confidence_interval(pooled_correct, pooled_total, sample, population) if sample else None
-    return RobustResult(
-        dataset=dataset,
-        source=label,
-        robust_accuracy=robust,
-        table=table,
-        extras_table=extras_table,
-        n_per_block=n_block,
-        sample=sample,
-        ci95=ci,
-        seed=seed,
-        notes=notes,
-    )
+
+def _summary(
+    tally: _Tally,
+    names: Sequence[str],
+    extra_names: Sequence[str],
+    severities: Sequence[int],
+    sample: Optional[int],
+) -> Dict[str, Any]:
+    """The RobustResult fields computed from a tally: tables, their mean, block size, 95% CI."""
+    table = _table(tally.accuracy, names, severities)
+    return {
+        "robust_accuracy": float(table.values.mean()),
+        "table": table,
+        "extras_table": _table(tally.accuracy, extra_names, severities) if extra_names else None,
+        "n_per_block": tally.n_block,
+        "ci95": _confidence_interval(tally.correct, tally.total, sample, tally.population)
+        if sample
+        else None,
+    }
 
 
 def _confidence_interval(correct: int, total: int, k: int, population: int) -> Tuple[float, float]:

@@ -12,6 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
+import pandas as pd
+import torch
+
+from gearlib.analysis import loss_landscape_1d
+from gearlib.corrupt import corrupt
+from gearlib.data import DatasetNotFoundError, dataset_info, find_dataset, load_dataset
+from gearlib.profiles import get_profile
+from gearlib.train.runner import make_config, run_experiment
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -23,8 +32,6 @@ def results_dir(profile: str, root: Optional[PathLike] = None) -> Path:
 
 def resolve_dataset(dataset: str, data_dir: Optional[PathLike] = None) -> str:
     """'auto' means CIFAR-10 when it is on disk (e.g. the JPEG copy), otherwise the synthetic set."""
-    from gearlib.data import DatasetNotFoundError, dataset_info, find_dataset
-
     if dataset != "auto":
         dataset_info(dataset)
         return dataset
@@ -56,8 +63,6 @@ class Chapter:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        from gearlib.profiles import get_profile
-
         self.data_dir = self.data_dir or None
         get_profile(self.profile, self.overrides)  # refuse bad profiles and settings at once
         if self.replay:
@@ -78,8 +83,6 @@ class Chapter:
 
     @property
     def profile_config(self) -> Any:
-        from gearlib.profiles import get_profile
-
         return get_profile(self.profile, self.overrides)
 
     def banner(self) -> str:
@@ -107,8 +110,6 @@ class Chapter:
         seed: Optional[int] = None,
     ) -> Dict[str, Any]:
         """Metrics (plus per-epoch log under 'epochs') of one run: trained (and saved) or replayed."""
-        from gearlib.train.runner import make_config, run_experiment
-
         seed = self.seed if seed is None else seed
         path = self.result_path(method, arch, dataset, tag)
         if seed != self.seed:
@@ -238,8 +239,6 @@ def stage_boundaries(run: Dict[str, Any]) -> List[float]:
 
 def metrics_table(runs: Dict[str, Dict[str, Any]]) -> Any:
     """A pandas table in the paper's units: size %, C-acc %, R-acc %, T (min), E (kJ)."""
-    import pandas as pd
-
     rows = []
     for name, m in runs.items():
         joules = m.get("train_joules")
@@ -260,12 +259,7 @@ def metrics_table(runs: Dict[str, Dict[str, Any]]) -> Any:
 # -- helpers for the results chapters ----------------------------------------------------------------
 
 #: The paper reports CIFAR-10, CIFAR-100 and Tiny ImageNet; the synthetic set stands in for CIFAR-10.
-PAPER_DATASETS = {
-    "synthetic": "cifar10",
-    "cifar10": "cifar10",
-    "cifar100": "cifar100",
-    "tinyimagenet": "tinyimagenet",
-}
+PAPER_DATASETS = {**{name: name for name in ("cifar10", "cifar100", "tinyimagenet")}, "synthetic": "cifar10"}
 
 
 def paper_dataset(dataset: str) -> str:
@@ -311,8 +305,6 @@ def stage_table(runs: Dict[str, Dict[str, Any]]) -> Any:
 
     E and its share are empty (NaN) when a run had no energy meter.
     """
-    import pandas as pd
-
     rows = []
     for name, run in runs.items():
         stages = run["stages"]
@@ -366,8 +358,6 @@ def final_model(
     Returns:
         The torch model in eval mode, on the CPU.
     """
-    from gearlib.train.runner import make_config, run_experiment
-
     if chapter.replay:
         raise ValueError(
             "final_model needs trained weights, which only exist in live mode; run the chapter with "
@@ -407,13 +397,7 @@ def landscape_curves(
     Returns:
         JSON-able {method: {"alphas": [...], "losses": [...]}} (mean cross-entropy per alpha).
     """
-    import torch
-
-    from gearlib.analysis import loss_landscape_1d
-
     if images is None:
-        from gearlib.data import load_dataset
-
         test = load_dataset(chapter.dataset, "test", chapter.data_dir, subset=n_images, seed=chapter.seed)
         images, labels = test.tensors()
     alphas = torch.linspace(-1.0, 1.0, 21) if alphas is None else alphas
@@ -436,10 +420,6 @@ def corrupted_views(images: Any, names: Sequence[str], severity: int = 3, seed: 
         severity: 1..5.
         seed: seed of the stochastic corruptions.
     """
-    import torch
-
-    from gearlib.corrupt import corrupt
-
     if images.is_floating_point():
         pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8)
     else:
@@ -463,7 +443,6 @@ def gains(ours: Any, paper: Any, baseline: str = "small-augmix", method: str = "
         One row per architecture (or one row): speed-up T_baseline / T_method, energy ratio
         E_baseline / E_method (NaN without a meter) and the R-acc gap R_baseline - R_method in points.
     """
-    import pandas as pd
 
     def one(frame: Any) -> Dict[str, float]:
         b, m = frame.loc[baseline], frame.loc[method]

@@ -9,6 +9,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 
 def _plt() -> Any:
+    """matplotlib.pyplot, imported on the first plot: loading it picks a GUI backend, which importing
+    gearlib.plots (from the book's tables, say) should not do."""
     import matplotlib.pyplot as plt
 
     return plt

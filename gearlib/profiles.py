@@ -1,6 +1,6 @@
 """Hardware profiles (`smoke`, `cpu`, `quadro`, `jetson`) as typed configs carrying GEARnn's hyperparameters.
 
-Numbers come from the paper (Table 1, Appendix A) via ../shared/spec/gearnn-methods.md §7; the `smoke` and
+Numbers come from the paper (Table 1, Appendix A; see the book's method notes on training); the `smoke` and
 `cpu` profiles scale epochs and data down while keeping the paper's ratios between phases.
 """
 
@@ -11,6 +11,11 @@ import math
 import typing
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Mapping, Tuple, Union
+
+import torch
+
+from gearlib.augment.defaults import ERA_DEFAULTS, JSD_LAMBDA
+from gearlib.grow.firefly import RMSPROP_PRESETS
 
 # Table 1 of GEARnn: growth ratio gamma per dataset and architecture (Tiny ImageNet uses CIFAR-100's).
 GROWTH_RATIO: Dict[str, Dict[str, float]] = {
@@ -31,6 +36,8 @@ PAPER_EPOCHS: Dict[str, Dict[str, Dict[str, int]]] = {
     },
 }
 PROFILE_NAMES = ("smoke", "cpu", "quadro", "jetson")
+# Fields only evaluation reads: changing them re-evaluates a trained run instead of retraining it.
+EVALUATION_FIELDS = ("test_subset", "robust_per_block", "latency_iters")
 
 
 def _paper_key(dataset: str) -> str:
@@ -61,16 +68,17 @@ class Profile:
     backbone_width: int = 45
     new_neurons: int = 70
     growth_batch_size: int = 128
-    rmsprop_lr: float = 1e-3
-    rmsprop_variant: str = "code"  # code: alpha 0.9, momentum 0.1 | text: alpha 0.1, momentum 0.9
+    rmsprop_lr: float = RMSPROP_PRESETS["official"]["lr"]
+    # official: alpha 0.9, momentum 0.1 (Firefly's public code) | text: alpha 0.1, momentum 0.9 (Appendix A)
+    rmsprop_variant: str = "official"
     growth_ratio_scale: float = 1.0
-    # Augmentation.
-    jsd_lambda: float = 12.0
+    # Augmentation: lambda of L_aug = CE(clean) + lambda * JSD, for every augmented phase.
+    jsd_lambda: float = JSD_LAMBDA
     # ERA's chain width w, depth d (-1 = random 1..3) and JSD views J (0 = one augmented view, plain CE);
-    # (1, 3, 4) by default, (1, 3, 3) is the era_j3 alternative (spec 4.4). Table 8 sweeps these.
-    era_width: int = 1
-    era_depth: int = 3
-    era_views: int = 4
+    # (1, 3, 4) by default, (1, 3, 3) is the era_j3 alternative. Table 8 sweeps these.
+    era_width: int = ERA_DEFAULTS.width
+    era_depth: int = ERA_DEFAULTS.depth
+    era_views: int = ERA_DEFAULTS.views
     # Scale: epochs are the paper's times epoch_scale (at least 1); data sizes are caps (0 = all).
     epoch_scale: float = 1.0
     # Explicit epochs per phase; 0 means "the paper's number times epoch_scale".
@@ -105,20 +113,25 @@ class Profile:
 
     @property
     def rmsprop(self) -> Dict[str, float]:
-        """RMSprop settings of the growth step (the official code's values unless 'text')."""
-        alpha, momentum = (0.9, 0.1) if self.rmsprop_variant == "code" else (0.1, 0.9)
-        return {"lr": self.rmsprop_lr, "alpha": alpha, "momentum": momentum}
+        """RMSprop settings of the growth step: the `rmsprop_variant` preset at `rmsprop_lr`."""
+        return dict(RMSPROP_PRESETS[self.rmsprop_variant], lr=self.rmsprop_lr)
 
     def resolved_device(self) -> str:
         """'auto' becomes 'cuda' when a GPU is visible, else 'cpu'."""
         if self.device != "auto":
             return self.device
-        import torch
-
         return "cuda" if torch.cuda.is_available() else "cpu"
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def training_dict(self) -> Dict[str, Any]:
+        """The fields training reads (what a trained run's identity hashes)."""
+        return {k: v for k, v in self.to_dict().items() if k not in EVALUATION_FIELDS}
+
+    def evaluation_dict(self) -> Dict[str, Any]:
+        """The fields only evaluation reads (test subset, images per corruption block, latency repeats)."""
+        return {k: getattr(self, k) for k in EVALUATION_FIELDS}
 
     def override(self, changes: Union[Mapping[str, Any], Iterable[str], None]) -> Profile:
         """A copy with fields replaced; accepts a mapping or 'key=value' strings (values parsed by type)."""
@@ -155,7 +168,7 @@ _RANGES: Dict[str, Tuple[float, float]] = {
 }
 _CHOICES: Dict[str, Tuple[str, ...]] = {
     "name": PROFILE_NAMES,
-    "rmsprop_variant": ("code", "text"),
+    "rmsprop_variant": tuple(RMSPROP_PRESETS),
 }
 
 
@@ -206,19 +219,22 @@ def _parse_value(name: str, raw: Any) -> Any:
     return text
 
 
+def split_pairs(items: Iterable[str], what: str = "setting") -> Dict[str, str]:
+    """['lr=0.05', 'seed=1'] -> {'lr': '0.05', 'seed': '1'}: gearlib's one parser of key=value text."""
+    pairs: Dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"{what} {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        pairs[key.strip()] = value
+    return pairs
+
+
 def parse_overrides(changes: Union[Mapping[str, Any], Iterable[str], None]) -> Dict[str, Any]:
     """Turn {'lr': '0.05'} or ['lr=0.05'] into typed values; unknown keys raise listing the valid ones."""
     if not changes:
         return {}
-    pairs: Dict[str, Any] = {}
-    if isinstance(changes, Mapping):
-        pairs = dict(changes)
-    else:
-        for item in changes:
-            if "=" not in item:
-                raise ValueError(f"override {item!r} is not of the form key=value")
-            key, value = item.split("=", 1)
-            pairs[key.strip()] = value
+    pairs = dict(changes) if isinstance(changes, Mapping) else split_pairs(changes, "override")
     names = [f.name for f in dataclasses.fields(Profile)]
     unknown = sorted(set(pairs) - set(names))
     if unknown:
@@ -231,21 +247,22 @@ _PROFILES: Dict[str, Dict[str, Any]] = {
     # CI and tests: minutes on a 2-core CPU, tiny data, one epoch per phase.
     "smoke": dict(
         device="cpu",
+        num_workers=2,
         batch_size=64,
-        growth_batch_size=64,
+        growth_batch_size=64,  # the machine
         backbone_width=16,
-        new_neurons=20,
+        new_neurons=20,  # the networks
         epoch_scale=0.025,
-        train_subset=512,
+        train_subset=512,  # training
         test_subset=256,
         robust_per_block=32,
-        latency_iters=30,
-        num_workers=2,
-    ),
+        latency_iters=30,  # evaluation
+    ),  # fmt: skip
     # A laptop-scale reproduction: every run of the book in about two hours on a 2-core CPU (c_0 24 with
     # K 30 keeps K / c_0 = 1.25 as on smoke, so every Table 1 growth ratio is feasible).
     "cpu": dict(
         device="cpu",
+        num_workers=2,
         batch_size=128,
         backbone_width=24,
         new_neurons=30,
@@ -254,8 +271,7 @@ _PROFILES: Dict[str, Dict[str, Any]] = {
         test_subset=1000,
         robust_per_block=100,
         latency_iters=100,
-        num_workers=2,
-    ),
+    ),  # fmt: skip
     # The paper's server GPU (Quadro RTX 6000): the paper's settings.
     "quadro": dict(),
     # Jetson Xavier NX: K = 40 new neurons instead of 70 (Appendix A), no channels-last.

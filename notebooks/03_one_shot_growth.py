@@ -40,12 +40,10 @@ replay: bool = False  # True: read results/<profile>/ instead of training
 new_neurons: int = 0  # K candidates per layer; 0: the profile's value
 
 # %% tags=["remove-cell"]
-import torch
 from IPython.display import Markdown, display
 
 from gearlib import grow, models, plots
-from gearlib.data import TensorBatches, dataset_info, load_dataset
-from gearlib.train.stage import StageConfig, train_stage
+from gearlib.data import dataset_info
 
 from gearlib.experiments import open_chapter
 
@@ -68,36 +66,22 @@ print(
 )
 
 # %% [markdown]
-# We train it for two epochs on (at most) 2,000 clean images, then take one growth step with the ratio the paper uses for
-# this architecture (Table 1).
+# One-Shot Growth on clean data (phase 1 of GEARnn-2) trains this backbone for E₁ epochs, takes one
+# growth step with the paper's ratio for this architecture (Table 1), and trains the grown network for
+# E₂ epochs; the profile sets the scale (see the banner above).
 
 # %%
-train = load_dataset(
-    chapter.dataset, "train", chapter.data_dir, subset=min(p.train_subset or 2000, 2000), seed=seed
-)
-x, y = train.tensors()
-batches = TensorBatches(x, y, p.batch_size, generator=torch.Generator().manual_seed(seed))
-torch.manual_seed(seed)
-stage = train_stage(backbone, batches, 2, StageConfig(progress=False))
-
-# %%
-gamma = p.growth_ratio(chapter.dataset, arch)
-grown, record = grow.firefly_step(
-    backbone,
-    batches,
-    gamma,
-    K,
-    generator=torch.Generator().manual_seed(seed),
-    rmsprop=p.rmsprop,
-    progress=False,
-)
+extra = [f"new_neurons={new_neurons}"] if new_neurons else []
+run = chapter.run("osg-clean", overrides=extra, tag=f"-k{new_neurons}" if new_neurons else "")
+record = run["growth"][0]
+gamma = record["growth_ratio"]
 
 # %%
 fig = plots.widths_before_after(
-    record.widths_before,
-    record.widths_after,
+    record["widths_before"],
+    record["widths_after"],
     models.full_widths(arch),
-    names=record.unit_names,
+    names=record["unit_names"],
     title=f"{arch}: widths before and after one growth step",
 )
 
@@ -111,19 +95,20 @@ import pandas as pd
 
 pd.DataFrame(
     {
-        "layer": record.unit_names,
-        "before": record.widths_before,
-        "split": record.split,
-        "new": record.added,
-        "after": record.widths_after,
+        "layer": record["unit_names"],
+        "before": record["widths_before"],
+        "split": record["split"],
+        "new": record["added"],
+        "after": record["widths_after"],
     }
 ).set_index("layer").T
 
 # %%
 print(f"growth ratio gamma = {gamma}, K = {K} candidates per layer")
-print(f"budget per group M = {record.budgets}, kept = {record.kept}")
-print(f"size: {100 * record.size_before:.2f}% -> {100 * record.size_after:.2f}% of the full model")
-print("growth step time: " + ", ".join(f"{k} {v:.2f} s" for k, v in record.seconds.items()))
+print(f"budget per group M = {record['budgets']}, kept = {record['kept']}")
+print(f"size: {100 * record['size_before']:.2f}% -> {100 * record['size_after']:.2f}% of the full model")
+print("growth step time: " + ", ".join(f"{k} {v:.2f} s" for k, v in record["seconds"].items()))
+print(f"after E2: clean accuracy {run['clean_acc']:.1f}% on {run['test_images']} test images")
 
 # %% [markdown]
 # The grown network starts from the trained candidate network's function, so training continues

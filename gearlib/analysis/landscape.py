@@ -5,7 +5,8 @@ The direction d is Gaussian, rescaled per filter to the norm of the model's filt
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+import contextlib
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -80,49 +81,63 @@ def loss_landscape_1d(
         (alphas, losses): float tensors [A] on the CPU; losses[k] = f(alphas[k]) averaged over directions.
     """
     alphas = torch.linspace(-1.0, 1.0, 51) if alphas is None else torch.as_tensor(alphas, dtype=torch.float64)
-    if images.shape[0] != labels.shape[0] or images.shape[0] == 0:
-        raise ValueError(
-            f"images ({images.shape[0]}) and labels ({labels.shape[0]}) must be equal and non-empty"
-        )
-    if n_directions < 1:
-        raise ValueError(f"n_directions={n_directions} must be >= 1")
+    _check_curve_inputs(images, labels, n_directions)
     first = next(iter(model.parameters()), None)
     home = first.device if first is not None else torch.device("cpu")
     device = home if device is None else torch.device(device)
     x = images.float() / 255.0 if not images.is_floating_point() else images
     x, y = x.to(device), labels.to(device)
 
+    losses = torch.zeros(len(alphas), dtype=torch.float64)
+    with _evaluated_and_restored(model, device, home) as saved, torch.no_grad():
+        directions = (
+            [direction]
+            if direction is not None
+            else [filter_normalized_direction(model, generator) for _ in range(n_directions)]
+        )
+        params = dict(model.named_parameters())
+        for d in directions:
+            missing = set(params) - set(d)
+            if missing:
+                raise ValueError(
+                    f"direction lacks parameters {sorted(missing)[:3]}...; build it from this model"
+                )
+            for k, alpha in enumerate(alphas.tolist()):
+                for name, p in params.items():
+                    p.copy_(saved[name] + alpha * d[name].to(p))
+                losses[k] += _mean_loss(model, x, y, batch_size)
+    return alphas.float().cpu(), (losses / len(directions)).float()
+
+
+def _check_curve_inputs(images: torch.Tensor, labels: torch.Tensor, n_directions: int) -> None:
+    """Raise ValueError for an empty or mismatched image/label pair or fewer than one direction."""
+    if images.shape[0] != labels.shape[0] or images.shape[0] == 0:
+        raise ValueError(
+            f"images ({images.shape[0]}) and labels ({labels.shape[0]}) must be equal and non-empty"
+        )
+    if n_directions < 1:
+        raise ValueError(f"n_directions={n_directions} must be >= 1")
+
+
+@contextlib.contextmanager
+def _evaluated_and_restored(
+    model: nn.Module, device: torch.device, home: torch.device
+) -> Iterator[Dict[str, torch.Tensor]]:
+    """Put `model` on `device` in eval mode and yield copies of its weights; on exit the weights and buffers
+    (BN running statistics) are copied back bit-exactly, and the model returns to `home` and its mode."""
     was_training = model.training
     model.to(device).eval()
-    params = dict(model.named_parameters())
-    saved = {name: p.detach().clone() for name, p in params.items()}
+    saved = {name: p.detach().clone() for name, p in model.named_parameters()}
     saved_buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
-    directions = (
-        [direction]
-        if direction is not None
-        else [filter_normalized_direction(model, generator) for _ in range(n_directions)]
-    )
-    losses = torch.zeros(len(alphas), dtype=torch.float64)
     try:
-        with torch.no_grad():
-            for d in directions:
-                missing = set(params) - set(d)
-                if missing:
-                    raise ValueError(
-                        f"direction lacks parameters {sorted(missing)[:3]}...; build it from this model"
-                    )
-                for k, alpha in enumerate(alphas.tolist()):
-                    for name, p in params.items():
-                        p.copy_(saved[name] + alpha * d[name].to(p))
-                    losses[k] += _mean_loss(model, x, y, batch_size)
+        yield saved
     finally:
         with torch.no_grad():
-            for name, p in params.items():
+            for name, p in model.named_parameters():
                 p.copy_(saved[name])
             for name, b in model.named_buffers():
                 b.copy_(saved_buffers[name])
         model.to(home).train(was_training)
-    return alphas.float().cpu(), (losses / len(directions)).float()
 
 
 def plot_landscapes(

@@ -7,19 +7,37 @@ from __future__ import annotations
 
 from gearlib.augment import jsd
 from gearlib.augment.augmix import AugMixOps, augmix, mix_views
+from gearlib.augment.defaults import (
+    AUGMIX_DEFAULTS,
+    AUGMIX_SEVERITY,
+    ERA_DEFAULTS,
+    ERA_J3,
+    JSD_LAMBDA,
+    MIX_ALPHA,
+    Mixing,
+)
 from gearlib.augment.era import ERA_PRESETS, era, resolve_ops
 from gearlib.augment.factory import AUGMENT_NAMES, Augment, make_augment, valid_knobs
-from gearlib.augment.jsd import JSD_LAMBDA, jsd_divergence, jsd_loss, task_loss
-from gearlib.augment.ops import AUGMIX_OPS, apply_ops
+from gearlib.augment.jsd import jsd_divergence, jsd_loss, task_loss
+from gearlib.augment.ops import AUGMIX_OPS, GEOMETRIC_OPS, OP_INDEX, POINT_OPS, apply_ops
 from gearlib.augment.prime import PRIMITIVES, PrimeConfig, PrimeOps, prime
 
 __all__ = [
     "AUGMENT_NAMES",
+    "AUGMIX_DEFAULTS",
     "AUGMIX_OPS",
+    "AUGMIX_SEVERITY",
     "Augment",
     "AugMixOps",
+    "ERA_DEFAULTS",
+    "ERA_J3",
     "ERA_PRESETS",
+    "GEOMETRIC_OPS",
     "JSD_LAMBDA",
+    "MIX_ALPHA",
+    "Mixing",
+    "OP_INDEX",
+    "POINT_OPS",
     "PRIMITIVES",
     "PrimeConfig",
     "PrimeOps",

@@ -11,7 +11,16 @@ import numpy as np
 import torch
 
 from gearlib.augment import rng
-from gearlib.augment.ops import AUGMIX_OPS, apply_ops, augmix_magnitudes, check_batch, from_unit, to_unit
+from gearlib.augment.defaults import AUGMIX_DEFAULTS, AUGMIX_SEVERITY, MIX_ALPHA
+from gearlib.augment.ops import (
+    AUGMIX_OPS,
+    OP_INDEX,
+    apply_ops,
+    augmix_magnitudes,
+    check_batch,
+    from_unit,
+    to_unit,
+)
 
 MAX_STOCHASTIC_DEPTH = 3  # depth -1 draws d uniformly from {1, ..., 3} per chain
 
@@ -37,7 +46,7 @@ class AugMixOps:
         severity: S, level upper bound (0..10); S = 0 makes every chain the identity.
     """
 
-    def __init__(self, names: Sequence[str] = AUGMIX_OPS, severity: float = 3.0) -> None:
+    def __init__(self, names: Sequence[str] = AUGMIX_OPS, severity: float = AUGMIX_SEVERITY) -> None:
         names = tuple(names)
         bad = [n for n in names if n not in AUGMIX_OPS]
         if bad or not names:
@@ -46,10 +55,11 @@ class AugMixOps:
             raise ValueError(f"severity must lie in [0, 10], got {severity}")
         self.names = names
         self.severity = float(severity)
-        self._global = torch.tensor([AUGMIX_OPS.index(n) for n in names])
+        self._global = torch.tensor([OP_INDEX[n] for n in names])
 
     @property
     def is_identity(self) -> bool:
+        """Whether every op leaves the image unchanged (severity 0)."""
         return self.severity == 0.0
 
     def apply(
@@ -92,7 +102,7 @@ def mix_views(
     width: int,
     depth: int,
     views: int,
-    alpha: float = 1.0,
+    alpha: float = MIX_ALPHA,
     generator: Optional[torch.Generator] = None,
 ) -> List[torch.Tensor]:
     """Make the J views of a batch: the clean batch plus J - 1 AugMix-style augmented views.
@@ -149,14 +159,14 @@ def mix_views(
 def augmix(
     batch: torch.Tensor,
     *,
-    severity: float = 3.0,
-    width: int = 3,
-    depth: int = -1,
-    alpha: float = 1.0,
-    views: int = 3,
+    severity: float = AUGMIX_SEVERITY,
+    width: int = AUGMIX_DEFAULTS.width,
+    depth: int = AUGMIX_DEFAULTS.depth,
+    alpha: float = MIX_ALPHA,
+    views: int = AUGMIX_DEFAULTS.views,
     generator: Optional[torch.Generator] = None,
 ) -> List[torch.Tensor]:
-    """AugMix views of a batch with the 9 non-overlapping ops (spec 4.1-4.2), batched on its device.
+    """AugMix views of a batch with the 9 ops that avoid the -C corruptions, batched on its device.
 
     Args:
         batch: uint8 [B,C,H,W] in [0,255] or float in [0,1] (any device).

@@ -1,6 +1,7 @@
 """Efficient Robust Augmentation (ERA, GEARnn Sec. 4.2): J - 1 single-chain views mixed with the clean image.
 
-Default (w, d, J) = (1, 3, 4) (spec 4.4); `era_j3` = (1, 3, 3); every knob is open for Table 8's sweep.
+Defaults in `gearlib.augment.defaults`: ERA_DEFAULTS (w, d, J) = (1, 3, 4), ERA_J3 = (1, 3, 3) for `era_j3`;
+every knob stays open for the sweep of GEARnn Table 8.
 """
 
 from __future__ import annotations
@@ -11,23 +12,24 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import torch
 
 from gearlib.augment.augmix import AugMixOps, mix_views
+from gearlib.augment.defaults import AUGMIX_SEVERITY, ERA_DEFAULTS, ERA_J3, MIX_ALPHA
 from gearlib.augment.ops import AUGMIX_OPS
 from gearlib.augment.prime import PRIMITIVES, PrimeConfig, PrimeOps, primitive_names
 
-ERA_PRESETS: Dict[str, Dict[str, int]] = {
-    "era": {"width": 1, "depth": 3, "views": 4},
-    "era_j3": {"width": 1, "depth": 3, "views": 3},
-}
+# (w, d, J) of the named ERA variants, as keyword arguments (kept for callers that index it by name).
+ERA_PRESETS: Dict[str, Dict[str, int]] = {"era": ERA_DEFAULTS.knobs(), "era_j3": ERA_J3.knobs()}
 
 OpsSpec = Union[str, Sequence[str], AugMixOps, PrimeOps]
 
 
-def resolve_ops(ops: OpsSpec, severity: float = 3.0, prime_config: Optional[PrimeConfig] = None) -> Any:
+def resolve_ops(
+    ops: OpsSpec, severity: float = AUGMIX_SEVERITY, prime_config: Optional[PrimeConfig] = None
+) -> Any:
     """Turn an op-set spec into an op set for `mix_views`.
 
     Args:
-        ops: "augmix" (the 9 ops of spec 4.1), "prime" (spectral, colour, spatial), a list of names from one
-            of those two sets, or an op-set object (AugMixOps, PrimeOps) used as is.
+        ops: "augmix" (AUGMIX_OPS, the 9 AugMix ops), "prime" (spectral, colour, spatial), a list of names
+            from one of those two sets, or an op-set object (AugMixOps, PrimeOps) used as is.
         severity: AugMix level bound S (AugMix ops only).
         prime_config: PRIME primitive settings (PRIME ops only; defaults to the CIFAR config).
     Returns:
@@ -57,11 +59,11 @@ def resolve_ops(ops: OpsSpec, severity: float = 3.0, prime_config: Optional[Prim
 def era(
     batch: torch.Tensor,
     *,
-    width: int = 1,
-    depth: int = 3,
-    views: int = 4,
-    severity: float = 3.0,
-    alpha: float = 1.0,
+    width: int = ERA_DEFAULTS.width,
+    depth: int = ERA_DEFAULTS.depth,
+    views: int = ERA_DEFAULTS.views,
+    severity: float = AUGMIX_SEVERITY,
+    alpha: float = MIX_ALPHA,
     ops: OpsSpec = "augmix",
     generator: Optional[torch.Generator] = None,
 ) -> List[torch.Tensor]:

@@ -11,15 +11,17 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from gearlib.augment.augmix import check_mixing, mix_views
-from gearlib.augment.era import ERA_PRESETS, resolve_ops
+from gearlib.augment.defaults import AUGMIX_DEFAULTS, AUGMIX_SEVERITY, ERA_DEFAULTS, ERA_J3, MIX_ALPHA
+from gearlib.augment.era import resolve_ops
 from gearlib.augment.prime import PrimeConfig, PrimeOps
 
-_MIXING_DEFAULTS = {
-    "augmix": {"width": 3, "depth": -1, "views": 3, "alpha": 1.0, "severity": 3.0},
-    "era": {**ERA_PRESETS["era"], "alpha": 1.0, "severity": 3.0, "ops": "augmix"},
-    "era_j3": {**ERA_PRESETS["era_j3"], "alpha": 1.0, "severity": 3.0, "ops": "augmix"},
-    "prime": {"width": 3, "depth": -1, "views": 3, "alpha": 1.0},
-    "era_prime": {**ERA_PRESETS["era"], "alpha": 1.0},
+_AUGMIX_KNOBS = {"alpha": MIX_ALPHA, "severity": AUGMIX_SEVERITY}
+_MIXING_DEFAULTS: Dict[str, Dict[str, Any]] = {
+    "augmix": {**AUGMIX_DEFAULTS.knobs(), **_AUGMIX_KNOBS},
+    "era": {**ERA_DEFAULTS.knobs(), **_AUGMIX_KNOBS, "ops": "augmix"},
+    "era_j3": {**ERA_J3.knobs(), **_AUGMIX_KNOBS, "ops": "augmix"},
+    "prime": {**AUGMIX_DEFAULTS.knobs(), "alpha": MIX_ALPHA},
+    "era_prime": {**ERA_DEFAULTS.knobs(), "alpha": MIX_ALPHA},
 }
 _PRIME_KNOBS = [f.name for f in dataclasses.fields(PrimeConfig)]
 AUGMENT_NAMES = ("none", "clean") + tuple(_MIXING_DEFAULTS)

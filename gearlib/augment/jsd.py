@@ -1,4 +1,4 @@
-"""Jensen-Shannon consistency loss over J views (spec 4.3): L = CE(clean) + lambda * JSD, lambda = 12.
+"""Jensen-Shannon consistency loss over J views (AugMix paper): L = CE(clean) + JSD_LAMBDA * JSD.
 
 `task_loss` is what the trainer calls on the logits of one forward pass over the J*B concatenated views.
 """
@@ -10,7 +10,7 @@ from typing import List, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-JSD_LAMBDA = 12.0
+from gearlib.augment.defaults import JSD_LAMBDA
 
 LogitViews = Union[torch.Tensor, Sequence[torch.Tensor]]
 
@@ -52,7 +52,7 @@ def jsd_loss(logits_views: LogitViews, labels: torch.Tensor, weight: float = JSD
     Args:
         logits_views: list of J [B,K] logit tensors, or one [J*B,K] tensor; the clean view first.
         labels: int64 [B] class labels y.
-        weight: lambda (12 in AugMix and GEARnn).
+        weight: lambda (JSD_LAMBDA = 12 in AugMix and GEARnn).
     Returns:
         scalar loss tensor.
     """

@@ -5,7 +5,7 @@ Kernels work on float pixels in [0,1] (8-bit levels v/255); public ops keep the 
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Tuple, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -13,22 +13,30 @@ import torch.nn.functional as F
 
 from gearlib.augment import rng
 
-# The AugMix operations that do not overlap the -C test corruptions (spec 4.1), in a fixed order.
-AUGMIX_OPS: Tuple[str, ...] = (
-    "autocontrast",
-    "equalize",
-    "posterize",
-    "solarize",
-    "rotate",
-    "shear_x",
-    "shear_y",
-    "translate_x",
-    "translate_y",
-)
+# The AugMix operations that do not overlap the -C test corruptions (AugMix paper, Sec. 3), in a fixed
+# order: an op's index into AUGMIX_OPS is how `apply_ops` and `augmix_magnitudes` are told which op to run.
+POINT_OPS: Tuple[str, ...] = ("autocontrast", "equalize", "posterize", "solarize")
 GEOMETRIC_OPS: Tuple[str, ...] = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y")
+AUGMIX_OPS: Tuple[str, ...] = POINT_OPS + GEOMETRIC_OPS
+OP_INDEX: Dict[str, int] = {name: index for index, name in enumerate(AUGMIX_OPS)}
+SHEAR_OPS: Tuple[str, ...] = ("shear_x", "shear_y")
+TRANSLATE_OPS: Tuple[str, ...] = ("translate_x", "translate_y")
 MAX_LEVEL = 10.0  # AugMix levels are scaled against this maximum
 
 PerSample = Union[float, int, torch.Tensor]
+OpIndex = Union[np.ndarray, torch.Tensor]
+
+
+def op_mask(op_index: OpIndex, *names: str) -> OpIndex:
+    """Boolean mask of the entries of `op_index` (NumPy or torch indices into AUGMIX_OPS) that name an op in
+    `names`."""
+    bad = [name for name in names if name not in OP_INDEX]
+    if bad or not names:
+        raise ValueError(f"unknown or empty AugMix op list {list(names)}; choose from {list(AUGMIX_OPS)}")
+    mask = op_index == OP_INDEX[names[0]]
+    for name in names[1:]:
+        mask = mask | (op_index == OP_INDEX[name])
+    return mask
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -203,20 +211,21 @@ def geometric_theta(name: str, magnitude: torch.Tensor | np.ndarray, height: int
     if name not in GEOMETRIC_OPS:
         raise ValueError(f"unknown geometric op {name!r}; choose from {GEOMETRIC_OPS}")
     m = np.asarray(magnitude.detach().cpu() if isinstance(magnitude, torch.Tensor) else magnitude, np.float64)
-    return torch.from_numpy(_theta_np(np.full(m.shape, GEOMETRIC_OPS.index(name) + 4), m, height, width))
+    return torch.from_numpy(_theta_np(np.full(m.shape, OP_INDEX[name]), m, height, width))
 
 
 def _theta_np(op: np.ndarray, m: np.ndarray, height: int, width: int) -> np.ndarray:
-    """[n,2,3] float64 inverse maps for AUGMIX_OPS indices `op` (4..8) and magnitudes `m` (NumPy)."""
+    """[n,2,3] float64 inverse maps for geometric ops (AUGMIX_OPS indices `op`) and magnitudes `m`."""
     theta = np.zeros((op.shape[0], 2, 3))
-    rad = np.where(op == 4, np.deg2rad(m), 0.0)
+    rad = np.where(op_mask(op, "rotate"), np.deg2rad(m), 0.0)
     theta[:, 0, 0] = theta[:, 1, 1] = np.cos(rad)
     theta[:, 0, 1], theta[:, 1, 0] = -np.sin(rad), np.sin(rad)
-    shear_x, shear_y = np.where(op == 5, m, 0.0), np.where(op == 6, m, 0.0)
+    shear_x = np.where(op_mask(op, "shear_x"), m, 0.0)
+    shear_y = np.where(op_mask(op, "shear_y"), m, 0.0)
     theta[:, 0, 1] += shear_x
     theta[:, 1, 0] += shear_y
-    theta[:, 0, 2] = shear_x * (height / 2.0) - np.where(op == 7, m, 0.0)
-    theta[:, 1, 2] = shear_y * (width / 2.0) - np.where(op == 8, m, 0.0)
+    theta[:, 0, 2] = shear_x * (height / 2.0) - np.where(op_mask(op, "translate_x"), m, 0.0)
+    theta[:, 1, 2] = shear_y * (width / 2.0) - np.where(op_mask(op, "translate_y"), m, 0.0)
     return theta
 
 
@@ -327,19 +336,19 @@ def apply_ops(
     def run(select: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
         apply_to_rows(x, out, select, fn)
 
-    for op, name in enumerate(AUGMIX_OPS[:4]):
-        sel = k == op
+    for name in POINT_OPS:
+        sel = op_mask(k, name)
         if sel.any():
             mags = torch.from_numpy(m[sel])
             run(sel, lambda sub, name=name, mags=mags: _POINT_KERNELS[name](sub, mags))
     # Whole-pixel translations are exact shifts: one gather per axis for all of them.
-    whole = ((k == 7) | (k == 8)) & (m == np.round(m))
+    whole = op_mask(k, *TRANSLATE_OPS) & (m == np.round(m))
     if whole.any():
         shift = torch.from_numpy(np.round(m[whole]).astype(np.int64))
-        is_x = torch.from_numpy(k[whole] == 7)
+        is_x = torch.from_numpy(op_mask(k[whole], "translate_x"))
         dx, dy = torch.where(is_x, shift, 0 * shift), torch.where(is_x, 0 * shift, shift)
         run(whole, lambda sub: _shift(sub, dx, dy))
-    geo = (k >= 4) & ~whole
+    geo = op_mask(k, *GEOMETRIC_OPS) & ~whole
     if geo.any():
         theta = torch.from_numpy(_theta_np(k[geo], m[geo].astype(np.float64), x.shape[-2], x.shape[-1]))
         run(geo, lambda sub: _affine(sub, theta))
@@ -353,7 +362,7 @@ def augmix_magnitudes(
     width: int,
     generator: Optional[torch.Generator] = None,
 ) -> torch.Tensor:
-    """Draw AugMix op parameters (spec 4.1): level l ~ U(0.1, S) per sample, signs for geometric ops.
+    """Draw AugMix op parameters (book/notes/era.md#notes-era-ops): level l ~ U(0.1, S) per sample, signs for geometric ops.
 
     posterize keeps 4 - floor(0.4 l) bits, solarize inverts levels >= 256 - floor(25.6 l), rotate by
     floor(3 l) degrees, shear by 0.03 l, translate by floor(l * size/3 / 10) pixels (at S <= 10).
@@ -372,10 +381,10 @@ def augmix_magnitudes(
     k = op_index.cpu()
     frac = level / MAX_LEVEL
     mag = torch.zeros(n)
-    mag = torch.where(k == 2, 4.0 - torch.floor(frac * 4.0), mag)
-    mag = torch.where(k == 3, 256.0 - torch.floor(frac * 256.0), mag)
-    mag = torch.where(k == 4, torch.floor(frac * 30.0) * signs, mag)
-    mag = torch.where((k == 5) | (k == 6), frac * 0.3 * signs, mag)
-    mag = torch.where(k == 7, torch.floor(frac * (width / 3.0)) * signs, mag)
-    mag = torch.where(k == 8, torch.floor(frac * (height / 3.0)) * signs, mag)
+    mag = torch.where(op_mask(k, "posterize"), 4.0 - torch.floor(frac * 4.0), mag)
+    mag = torch.where(op_mask(k, "solarize"), 256.0 - torch.floor(frac * 256.0), mag)
+    mag = torch.where(op_mask(k, "rotate"), torch.floor(frac * 30.0) * signs, mag)
+    mag = torch.where(op_mask(k, *SHEAR_OPS), frac * 0.3 * signs, mag)
+    mag = torch.where(op_mask(k, "translate_x"), torch.floor(frac * (width / 3.0)) * signs, mag)
+    mag = torch.where(op_mask(k, "translate_y"), torch.floor(frac * (height / 3.0)) * signs, mag)
     return mag

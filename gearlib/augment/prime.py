@@ -1,6 +1,6 @@
 """PRIME (Modas et al.) on whole batches: random spectral filters, smooth colour maps and diffeomorphisms.
 
-CIFAR settings from spec 5; every primitive draws its strength per sample, works on [0,1] floats and clamps.
+CIFAR settings of the PRIME code; each primitive draws its strength per sample, works on [0,1] floats, clamps.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from gearlib.augment import rng
 from gearlib.augment.augmix import mix_views
+from gearlib.augment.defaults import AUGMIX_DEFAULTS, MIX_ALPHA
 from gearlib.augment.ops import PerSample, apply_to_rows, keep_dtype, per_sample
 
 PRIMITIVES: Tuple[str, ...] = ("spectral", "colour", "spatial")
@@ -169,7 +170,7 @@ def temperature_range(size: int, cut: torch.Tensor) -> Tuple[torch.Tensor, torch
 
 @dataclasses.dataclass
 class PrimeConfig:
-    """PRIME primitive settings (CIFAR defaults, spec 5 and 7).
+    """PRIME primitive settings (the CIFAR defaults of the PRIME code).
 
     Beta(s - s/(r+1), s/(r+1)) distributions pick the diffeomorphism cutoff (s_cut, r_cut) and temperature
     (s_t, r_t); with s = r = 1 both are Beta(1/2, 1/2).
@@ -274,14 +275,14 @@ class PrimeOps:
 def prime(
     batch: torch.Tensor,
     *,
-    width: int = 3,
-    depth: int = -1,
-    views: int = 3,
-    alpha: float = 1.0,
+    width: int = AUGMIX_DEFAULTS.width,
+    depth: int = AUGMIX_DEFAULTS.depth,
+    views: int = AUGMIX_DEFAULTS.views,
+    alpha: float = MIX_ALPHA,
     generator: Optional[torch.Generator] = None,
     **primitive_knobs: Any,
 ) -> List[torch.Tensor]:
-    """PRIME views of a batch: chains of random primitives mixed like AugMix (spec 5), batched on its device.
+    """PRIME views of a batch: chains of random primitives mixed like AugMix, batched on the batch's device.
 
     Args:
         batch: uint8 [B,C,H,W] or float in [0,1] (any device).

@@ -13,6 +13,8 @@ import torchvision.transforms.functional as TF
 from torchvision.transforms import InterpolationMode
 
 from gearlib.augment import rng
+from gearlib.augment.augmix import MAX_STOCHASTIC_DEPTH
+from gearlib.augment.defaults import AUGMIX_DEFAULTS, AUGMIX_SEVERITY, MIX_ALPHA
 from gearlib.augment.ops import AUGMIX_OPS, augmix_magnitudes
 
 BILINEAR = InterpolationMode.BILINEAR
@@ -63,10 +65,10 @@ def reference_apply_ops(x: torch.Tensor, op_index: torch.Tensor, magnitude: torc
 def reference_augmix(
     img: torch.Tensor,
     *,
-    severity: float = 3.0,
-    width: int = 3,
-    depth: int = -1,
-    alpha: float = 1.0,
+    severity: float = AUGMIX_SEVERITY,
+    width: int = AUGMIX_DEFAULTS.width,
+    depth: int = AUGMIX_DEFAULTS.depth,
+    alpha: float = MIX_ALPHA,
     generator: Optional[torch.Generator] = None,
 ) -> torch.Tensor:
     """One AugMix view of one uint8 [C,H,W] image, op by op on uint8 like the original AugMix code.
@@ -82,7 +84,7 @@ def reference_augmix(
     mix = torch.zeros(img.shape, dtype=torch.float32)
     for i in range(width):
         chain = img
-        d = depth if depth > 0 else int(rng.randint(1, 4, (1,), generator))
+        d = depth if depth > 0 else int(rng.randint(1, MAX_STOCHASTIC_DEPTH + 1, (1,), generator))
         for _ in range(d):
             k = rng.randint(0, len(AUGMIX_OPS), (1,), generator)
             mag = augmix_magnitudes(k, severity, h, w, generator)

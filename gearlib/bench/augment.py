@@ -10,6 +10,9 @@ import os
 import time
 from typing import Any, Dict, List, Tuple
 
+# torch and gearlib's torch-side modules are imported inside the functions: `gearlib.bench` imports this
+# module to register its options whenever the `gearlib` parser is built, and that must not load torch.
+
 TARGET_SPEEDUP = 5.0
 
 
@@ -60,17 +63,10 @@ def _load_average() -> float:
 
 
 def _images(n: int, seed: int) -> Any:
-    """uint8 [n,3,32,32] images: gearlib's synthetic set when present, else smoothed noise."""
-    import torch
+    """uint8 [n,3,32,32] images from gearlib's synthetic set."""
+    from gearlib.data import synthetic_tensors
 
-    try:
-        from gearlib.data import synthetic_tensors
-
-        return synthetic_tensors(n, seed=seed)[0]
-    except ImportError:
-        g = torch.Generator().manual_seed(seed)
-        x = torch.rand(n, 3, 32, 32, generator=g)
-        return (torch.nn.functional.avg_pool2d(x, 3, 1, 1) * 255).round().to(torch.uint8)
+    return synthetic_tensors(n, seed=seed)[0]
 
 
 def _time_batched(images: Any, fn: Any, batch_size: int, repeats: int, device: Any, seed: int) -> float:
@@ -116,21 +112,25 @@ def _time_batched_threads(
     return times[best], best, times
 
 
-def _time_torchvision(
-    images: Any, width: int, depth: int, severity: float, calls: int, batch_size: int, workers: int
-) -> float:
-    """Seconds for one epoch of a DataLoader that makes `calls` torchvision AugMix views per sample.
+def _time_torchvision(images: Any, augment: Any, batch_size: int, workers: int) -> float:
+    """Seconds for one epoch of a DataLoader that makes, per sample, the augmented views of `augment` (a
+    gearlib `Augment`) with torchvision's AugMix at the same severity, width, depth and alpha.
 
     Workers are persistent and the second epoch is timed, so process start-up is not counted.
     """
     import torch
     from torchvision.transforms import v2
 
+    knobs = augment.knobs
     transform = v2.AugMix(
-        severity=int(round(severity)), mixture_width=width, chain_depth=depth, alpha=1.0, all_ops=False
+        severity=int(round(knobs["severity"])),
+        mixture_width=knobs["width"],
+        chain_depth=knobs["depth"],
+        alpha=knobs["alpha"],
+        all_ops=False,
     )
     loader = torch.utils.data.DataLoader(
-        _PerSampleViews(images, transform, calls),
+        _PerSampleViews(images, transform, augment.num_views - 1),
         batch_size=batch_size,
         num_workers=workers,
         persistent_workers=workers > 0,
@@ -144,22 +144,10 @@ def _time_torchvision(
 
 
 def _smoke_model(device: Any, width: int) -> Tuple[Any, str]:
-    """A thin VGG-19 (gearlib.models, every width c_0 = `width`), or a small CNN where that is missing."""
-    import torch.nn as nn
+    """A thin VGG-19 (gearlib.models, every width c_0 = `width`) and its description."""
+    from gearlib.models import build
 
-    try:
-        from gearlib.models import build
-
-        return build("vgg19", widths=width).to(device), f"vgg19 c0={width}"
-    except ImportError:
-        pass
-
-    def block(cin: int, cout: int) -> List[nn.Module]:
-        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-
-    layers = block(3, 32) + [nn.MaxPool2d(2)] + block(32, 64) + [nn.MaxPool2d(2)] + block(64, 128)
-    head = [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10)]
-    return nn.Sequential(*layers, *head).to(device), "3-conv CNN 32-64-128"
+    return build("vgg19", widths=width).to(device), f"vgg19 c0={width}"
 
 
 def _time_step(
@@ -189,6 +177,52 @@ def _time_step(
     return sorted(times[1:])[len(times[1:]) // 2], name
 
 
+def _device(name: str) -> Any:
+    """The torch device for `--device` (auto: CUDA where there is one)."""
+    import torch
+
+    resolved = name if name != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if resolved.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA device here; use --device cpu")
+    return torch.device(resolved)
+
+
+def _mixing(augment: Any) -> str:
+    """An augmentation's (w,d,J) and its augmented views per sample, as the definition text states them."""
+    k = augment.knobs
+    return f"(w,d,J)=({k['width']},{k['depth']},{k['views']}) -> {augment.num_views - 1} views/sample"
+
+
+def _definition(era: Any, augmix: Any, workers: int, batch_size: int, device: Any, threads: int) -> str:
+    """What the numbers of `gearlib bench augment` measure, in one paragraph."""
+    return (
+        f"images/s = training samples per second with every augmented view one JSD step needs: ERA "
+        f"{_mixing(era)}, AugMix {_mixing(augmix)}. torchvision: v2.AugMix(all_ops=False, same "
+        f"severity/width/depth/alpha) called J-1 times per uint8 CHW sample in a DataLoader ({workers} "
+        f"workers, batch {batch_size}, collated, 2nd epoch timed); ours: one batched call per uint8->float "
+        f"batch of {batch_size} on {device.type}, views concatenated, at the faster of {threads} and 1 torch "
+        f"threads (era_threads). era_speedup_vs_torchvision compares equal knobs and views; "
+        f"era_speedup_vs_torchvision_augmix compares an ERA step's data with a reference AugMix step's. "
+        f"augment_share_of_step: ERA time per batch / (that + one SGD step of the smoke model on J*B "
+        f"images). Compare runs only at a low load average: busy cores hurt the multi-threaded batched path more "
+        f"than worker processes."
+    )
+
+
+def _rates(n: int, seconds: Dict[str, float], era_all: Dict[int, float]) -> Dict[str, Any]:
+    """Images per second of each side and the speed-ups between them."""
+    rates: Dict[str, Any] = {f"{name}_images_per_s": n / t for name, t in seconds.items()}
+    for k, t in era_all.items():
+        rates[f"era_images_per_s_{k}_threads"] = n / t
+    speedup = rates["era_images_per_s"] / rates["torchvision_era_images_per_s"]
+    tv_augmix = rates["torchvision_augmix_images_per_s"]
+    rates["era_speedup_vs_torchvision"] = speedup
+    rates["augmix_speedup_vs_torchvision"] = rates["augmix_images_per_s"] / tv_augmix
+    rates["era_speedup_vs_torchvision_augmix"] = rates["era_images_per_s"] / tv_augmix
+    rates["meets_5x_target"] = bool(speedup >= TARGET_SPEEDUP)
+    return rates
+
+
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     """Measure batched ERA/AugMix and torchvision's per-sample AugMix in one run; return the ratios."""
     import torch
@@ -197,10 +231,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
     if args.n_images < args.batch_size or args.batch_size < 1:
         raise ValueError(f"need 1 <= --batch-size <= --n-images, got {args.batch_size} and {args.n_images}")
-    name = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {args.device}: no CUDA device here; use --device cpu")
-    device = torch.device(name)
+    device = _device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     workers = args.workers or _available_cores()
@@ -208,50 +239,26 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     n, b = args.n_images, args.batch_size
     images = _images(n, args.seed)
 
-    era = make_augment("era", severity=args.severity)  # (w, d, J) = (1, 3, 4): 3 augmented views
-    augmix = make_augment("augmix", severity=args.severity)  # (3, -1, 3): 2 augmented views
+    era = make_augment("era", severity=args.severity)  # ERA_DEFAULTS: 3 augmented views
+    augmix = make_augment("augmix", severity=args.severity)  # AUGMIX_DEFAULTS: 2 augmented views
     threads = torch.get_num_threads()
     t_era, era_threads, era_all = _time_batched_threads(images, era, b, args.repeats, device, args.seed)
     t_augmix, augmix_threads, _ = _time_batched_threads(images, augmix, b, args.repeats, device, args.seed)
-    era_j, augmix_j = era.num_views, augmix.num_views
-    tv_era = _time_torchvision(images, 1, 3, args.severity, era_j - 1, b, workers)
-    tv_augmix = _time_torchvision(images, 3, -1, args.severity, augmix_j - 1, b, workers)
-
-    t_step, smoke_model = _time_step(era_j, b, device, args.seed, args.smoke_width)
-    t_aug_batch = t_era * b / n
-    rates = {
-        "era_images_per_s": n / t_era,
-        "augmix_images_per_s": n / t_augmix,
-        "torchvision_era_images_per_s": n / tv_era,
-        "torchvision_augmix_images_per_s": n / tv_augmix,
+    seconds = {
+        "era": t_era,
+        "augmix": t_augmix,
+        "torchvision_era": _time_torchvision(images, era, b, workers),
+        "torchvision_augmix": _time_torchvision(images, augmix, b, workers),
     }
-    speedup = rates["era_images_per_s"] / rates["torchvision_era_images_per_s"]
-    for k, t in era_all.items():
-        rates[f"era_images_per_s_{k}_threads"] = n / t
+    t_step, smoke_model = _time_step(era.num_views, b, device, args.seed, args.smoke_width)
+    t_aug_batch = t_era * b / n
     return {
-        **rates,
-        "era_speedup_vs_torchvision": speedup,
-        "augmix_speedup_vs_torchvision": rates["augmix_images_per_s"]
-        / rates["torchvision_augmix_images_per_s"],
-        "era_speedup_vs_torchvision_augmix": rates["era_images_per_s"]
-        / rates["torchvision_augmix_images_per_s"],
+        **_rates(n, seconds, era_all),
         "augment_share_of_step": t_aug_batch / (t_aug_batch + t_step),
         "era_batch_ms": 1e3 * t_aug_batch,
         "smoke_step_ms": 1e3 * t_step,
         "smoke_model": smoke_model,
-        "meets_5x_target": bool(speedup >= TARGET_SPEEDUP),
-        "definition": (
-            f"images/s = training samples per second with every augmented view one JSD step needs: ERA "
-            f"(w,d,J)=(1,3,{era_j}) -> {era_j - 1} views/sample, AugMix (3,-1,{augmix_j}) -> {augmix_j - 1} "
-            f"views/sample. torchvision: v2.AugMix(all_ops=False, same severity/width/depth/alpha) called "
-            f"J-1 times per uint8 CHW sample in a DataLoader ({workers} workers, batch {b}, collated, 2nd epoch "
-            f"timed); ours: one batched call per uint8->float batch of {b} on {device.type}, views concatenated, "
-            f"at the faster of {threads} and 1 torch threads (era_threads). "
-            f"era_speedup_vs_torchvision compares equal knobs and views; era_speedup_vs_torchvision_augmix "
-            f"compares an ERA step's data with a reference AugMix step's. augment_share_of_step: ERA time per "
-            f"batch / (that + one SGD step of the smoke model on J*B images). Compare runs only at a low "
-            f"load average: busy cores hurt the multi-threaded batched path more than worker processes."
-        ),
+        "definition": _definition(era, augmix, workers, b, device, threads),
         "load_average_before_after": [load_before, _load_average()],
         "device": str(device),
         "cpu_cores": _available_cores(),

@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     """Measure images per second per corruption (5 severities each) and project a full CIFAR-10-C."""
+    # Lazy: gearlib.bench imports every benchmark module to build `gearlib --help`, which must not load torch.
     from gearlib.corrupt import corrupt
     from gearlib.corrupt.generate import corruption_groups
     from gearlib.data import synthetic_tensors

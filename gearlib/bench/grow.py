@@ -1,8 +1,8 @@
 """`gearlib bench grow`: one Firefly growth step (perturbation + scoring pass) against one training epoch of
 the grown network, per architecture, on the same batches and machine; prints the time ratio.
 
-Spec 2.3 makes two full data passes through a candidate network K channels wider per growable unit than the
-backbone, so the ratio is a few epochs. Two references put the measured ratio in context:
+A Firefly growth step (Wu et al. 2020) makes two full data passes through a candidate network K channels
+wider per growable unit than the backbone, so the ratio is a few epochs. Two references put it in context:
 - FLOPs of one candidate forward pass over one grown forward pass. With perturb = forward + backward and
   score = forward + input-gradient backward, this estimates the ratio if every convolution ran at the same
   speed per operation; the candidate's wider convolutions usually run faster.
@@ -10,7 +10,7 @@ backbone, so the ratio is a few epochs. Two references put the measured ratio in
   candidate, whose units carry 2c + K channels): one training epoch (as the perturbation pass) plus one
   forward and input-gradient pass with frozen weights (as the scoring pass), over one grown epoch. The
   candidate's convolutions do at least the work of this network's, so this is about the least any
-  implementation of the spec's two passes could cost here.
+  implementation of the growth step's two passes could cost here.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from __future__ import annotations
 import argparse
 import functools
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+# torch and gearlib's torch-side modules are imported inside the functions: `gearlib.bench` imports this
+# module to register its options whenever the `gearlib` parser is built, and that must not load torch.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,18 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _batches(n_batches: int, batch_size: int, size: int, seed: int) -> List[Any]:
-    """Fixed float batches in [0,1]: gearlib's synthetic images when present, else uniform noise."""
-    import torch
+    """Fixed float batches in [0,1] of gearlib's synthetic images."""
+    from gearlib.data import synthetic_tensors
 
     n = n_batches * batch_size
-    try:
-        from gearlib.data import synthetic_tensors
-
-        images, labels = synthetic_tensors(n, num_classes=10, size=size, seed=seed)
-        x = images.float() / 255.0
-    except ImportError:
-        g = torch.Generator().manual_seed(seed)
-        x, labels = torch.rand(n, 3, size, size, generator=g), torch.randint(0, 10, (n,), generator=g)
+    images, labels = synthetic_tensors(n, num_classes=10, size=size, seed=seed)
+    x = images.float() / 255.0
     return [(x[i : i + batch_size], labels[i : i + batch_size]) for i in range(0, n, batch_size)]
 
 
@@ -78,19 +75,73 @@ def _input_gradient_pass(net: Any, batches: List[Any]) -> None:
     net.train()
 
 
-def _time_arch(arch: str, batches: List[Any], args: argparse.Namespace, device: Any) -> Dict[str, float]:
+def _timed(run_pass: Callable[[], Any], device: Any) -> float:
+    """Seconds one call of `run_pass` takes, with the device's queued work finished before and after."""
+    import torch
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    sync()
+    start = time.perf_counter()
+    run_pass()
+    sync()
+    return time.perf_counter() - start
+
+
+def _warm_up(net: Any, batches: List[Any], channels_last: bool) -> None:
+    """One training step of `net` (first-call kernel set-up and BN statistics)."""
+    from gearlib.train.stage import StageConfig, clean_cross_entropy, train_stage
+
+    warm = StageConfig(progress=False, max_batches=1, channels_last=channels_last)
+    train_stage(net, batches, 1, warm, loss_fn=clean_cross_entropy)
+
+
+def _widened(arch: str, model: Any, batches: List[Any], args: argparse.Namespace, device: Any) -> Any:
+    """The reference network: the plain architecture with K more channels in every growable unit, warmed
+    up like the grown network."""
+    import torch
+
+    from gearlib.models import build
+
+    torch.manual_seed(args.seed)
+    widths = [w + args.new_neurons for w in model.widths]
+    widened = build(arch, widths, num_classes=10, input_size=args.image_size).to(device)
+    _warm_up(widened, batches, args.channels_last)
+    return widened
+
+
+def _time_repeat(
+    grow: Callable[..., Any], widened: Any, batches: List[Any], config: Any, seed: int, device: Any
+) -> Tuple[Any, Dict[str, float]]:
+    """One growth step and the timed training and reference passes: (grown network, seconds by name)."""
+    import torch
+
+    from gearlib.train.stage import clean_cross_entropy, train_stage
+
+    grown, record = grow(generator=torch.Generator().manual_seed(seed))
+    _warm_up(grown, batches, config.channels_last)
+    epoch = functools.partial(train_stage, epochs=1, config=config, loss_fn=clean_cross_entropy)
+    seconds = dict(record.seconds)  # perturb, score, materialise
+    seconds["epoch"] = _timed(functools.partial(epoch, grown, batches), device)
+    seconds["widened_epoch"] = _timed(functools.partial(epoch, widened, batches), device)
+    seconds["widened_score"] = _timed(functools.partial(_input_gradient_pass, widened, batches), device)
+    return grown, seconds
+
+
+TIMED = ("perturb", "score", "materialise", "epoch", "widened_epoch", "widened_score")
+
+
+def _time_arch(arch: str, batches: List[Any], args: argparse.Namespace, device: Any) -> Dict[str, Any]:
     """Fastest of `repeats` growth steps, grown-network epochs and widened-network passes for one
     architecture."""
     import torch
 
     from gearlib.grow import firefly_step
-    from gearlib.models import build, size_fraction
+    from gearlib.models import build
     from gearlib.profiles import GROWTH_RATIO
     from gearlib.train.stage import StageConfig, clean_cross_entropy, train_stage
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
 
     layout = torch.channels_last if args.channels_last else torch.contiguous_format
     batches = [(x.to(device).contiguous(memory_format=layout), y.to(device)) for x, y in batches]
@@ -98,67 +149,58 @@ def _time_arch(arch: str, batches: List[Any], args: argparse.Namespace, device: 
     model = build(arch, args.width, num_classes=10, input_size=args.image_size).to(device)
     config = StageConfig(progress=False, channels_last=args.channels_last)
     train_stage(model, batches, 1, config, loss_fn=clean_cross_entropy)  # warm-up; sets BN statistics
-    ratio, k = GROWTH_RATIO["cifar10"][arch], args.new_neurons  # Table 1
-    common = {
-        "loss_fn": clean_cross_entropy,
-        "progress": False,
-        "device": device,
-        "channels_last": args.channels_last,
-    }
-    firefly_step(model, batches, ratio, k, max_batches=1, **common)  # warm-up of the wide kernels
-    # Reference: the plain architecture with K more channels in every growable unit (spec 2.3's "network
-    # with K extra channels per layer"), trained like the grown network.
-    torch.manual_seed(args.seed)
-    widened = build(arch, [w + k for w in model.widths], num_classes=10, input_size=args.image_size)
-    widened = widened.to(device)
-    warm = StageConfig(progress=False, max_batches=1, channels_last=args.channels_last)
-    train_stage(widened, batches, 1, warm, loss_fn=clean_cross_entropy)
-    best = {
-        "perturb": float("inf"),
-        "score": float("inf"),
-        "materialise": float("inf"),
-        "epoch": float("inf"),
-        "widened_epoch": float("inf"),
-        "widened_score": float("inf"),
-    }
-    epoch = functools.partial(train_stage, epochs=1, config=config, loss_fn=clean_cross_entropy)
+    grow = functools.partial(
+        firefly_step,
+        model,
+        batches,
+        GROWTH_RATIO["cifar10"][arch],  # Table 1
+        args.new_neurons,
+        loss_fn=clean_cross_entropy,
+        progress=False,
+        device=device,
+        channels_last=args.channels_last,
+    )
+    grow(max_batches=1)  # warm-up of the wide kernels
+    widened = _widened(arch, model, batches, args, device)
+    best = dict.fromkeys(TIMED, float("inf"))
     for repeat in range(args.repeats):  # the fastest repeat is the least disturbed by other processes
-        generator = torch.Generator().manual_seed(args.seed + repeat)
-        grown, record = firefly_step(model, batches, ratio, k, generator=generator, **common)
-        train_stage(grown, batches, 1, warm, loss_fn=clean_cross_entropy)
-        seconds = dict(record.seconds)
-        passes = {
-            "epoch": functools.partial(epoch, grown, batches),
-            "widened_epoch": functools.partial(epoch, widened, batches),
-            "widened_score": functools.partial(_input_gradient_pass, widened, batches),
-        }
-        for name, run_pass in passes.items():
-            sync()
-            start = time.perf_counter()
-            run_pass()
-            sync()
-            seconds[name] = time.perf_counter() - start
+        grown, seconds = _time_repeat(grow, widened, batches, config, args.seed + repeat, device)
         best = {key: min(value, seconds[key]) for key, value in best.items()}
+    return _arch_results(arch, best, model, grown, widened, batches[0][0], args, device)
+
+
+def _arch_results(
+    arch: str,
+    best: Dict[str, float],
+    model: Any,
+    grown: Any,
+    widened: Any,
+    x: Any,
+    args: argparse.Namespace,
+    device: Any,
+) -> Dict[str, Any]:
+    """The `<arch>_...` keys of `gearlib bench grow`: ratios to one grown epoch, raw seconds and sizes."""
+    from gearlib.models import size_fraction
+
     growth = best["perturb"] + best["score"]
-    flops = _forward_flops(model, grown, batches[0][0], args.new_neurons)
-    return {
-        f"{arch}_candidate_over_grown_forward_flops": flops,
+    results = {
+        f"{arch}_candidate_over_grown_forward_flops": _forward_flops(model, grown, x, args.new_neurons),
         f"{arch}_growth_over_epoch": growth / best["epoch"],
         f"{arch}_widened_epoch_over_epoch": best["widened_epoch"] / best["epoch"],
         f"{arch}_widened_passes_over_epoch": (best["widened_epoch"] + best["widened_score"]) / best["epoch"],
         f"{arch}_growth_s": growth,
-        f"{arch}_perturb_s": best["perturb"],
-        f"{arch}_score_s": best["score"],
-        f"{arch}_materialise_s": best["materialise"],
-        f"{arch}_epoch_s": best["epoch"],
-        f"{arch}_widened_epoch_s": best["widened_epoch"],
-        f"{arch}_widened_score_s": best["widened_score"],
-        f"{arch}_mean_width_grown": sum(grown.widths) / len(grown.widths),
-        f"{arch}_mean_width_widened": sum(widened.widths) / len(widened.widths),
-        f"{arch}_size_before": size_fraction(model),
-        f"{arch}_size_after": size_fraction(grown),
-        f"{arch}_channels_last": _layout_used(model, args, device),
     }
+    results.update({f"{arch}_{name}_s": best[name] for name in TIMED})
+    results.update(
+        {
+            f"{arch}_mean_width_grown": sum(grown.widths) / len(grown.widths),
+            f"{arch}_mean_width_widened": sum(widened.widths) / len(widened.widths),
+            f"{arch}_size_before": size_fraction(model),
+            f"{arch}_size_after": size_fraction(grown),
+            f"{arch}_channels_last": _layout_used(model, args, device),
+        }
+    )
+    return results
 
 
 def _layout_used(model: Any, args: argparse.Namespace, device: Any) -> bool:

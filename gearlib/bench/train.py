@@ -9,12 +9,16 @@ import argparse
 import tempfile
 from typing import Any, Dict, List
 
+# gearlib's training side (and torch with it) is imported inside the functions: `gearlib.bench` imports
+# this module to register its options whenever the `gearlib` parser is built, and that must not load torch.
+
 # Paper, Table 2 (VGG-19, CIFAR-10, Quadro): GEARnn-2 53 min / 298 kJ, Small(AugMix) 215 min / 1140 kJ.
 PAPER_TIME_RATIO = 53 / 215
 PAPER_ENERGY_RATIO = 298 / 1140
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `gearlib bench train` (`--json` is added by the framework)."""
     parser.add_argument("--profile", default="smoke", help="profile of both runs (default smoke)")
     parser.add_argument("--arch", default="vgg19")
     parser.add_argument("--dataset", default="synthetic", help="e.g. cifar10 with the JPEG copy on disk")
@@ -26,20 +30,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _views(augment: str, profile: Any) -> int:
+    """Images per sample that one training step with augmentation `augment` puts through the network."""
+    from gearlib.augment.defaults import AUGMIX_DEFAULTS
+
     if augment == "clean":
         return 1
     if augment.startswith("era"):
         return max(profile.era_views, 1)
-    return 3  # AugMix and PRIME: clean + 2 views
+    return AUGMIX_DEFAULTS.views  # AugMix and PRIME: clean + 2 views
 
 
 def image_passes(metrics: Dict[str, Any], paper_scale: bool, profile: Any) -> Dict[str, float]:
     """Per stage: epochs x views (the number of times each image goes through the network)."""
     from gearlib.profiles import get_profile
-
-    scale_profile = get_profile("quadro") if paper_scale else profile
     from gearlib.train.methods import plan_for
 
+    scale_profile = get_profile("quadro") if paper_scale else profile
     _, plan = plan_for(metrics["method"], scale_profile, metrics["dataset"], metrics["arch"])
     passes: Dict[str, float] = {}
     for step in plan:
@@ -78,6 +84,7 @@ DEFAULT_SETTINGS = ["train_subset=2048", "epochs_e1=2", "epochs_e2=2", "epochs_e
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
+    """Train GEARnn-2 and Small(AugMix) (and GEARnn-2 with per-sample loaders) side by side; the ratios."""
     from gearlib.train.runner import make_config, run_experiment
 
     results: Dict[str, Any] = {}

@@ -10,6 +10,7 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
+    """Register `gearlib data` and its actions check, list and download."""
     parser = sub.add_parser("data", help="check, list or download datasets")
     data_sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     check = data_sub.add_parser("check", help="load a dataset and report where it was found")
@@ -27,7 +28,8 @@ def add_parser(sub: Any) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from gearlib.data import find_dataset, load_dataset
+    """Find and load both splits of a dataset, printing where it was found and its size; 0 when usable."""
+    from gearlib.data import find_dataset, load_dataset  # lazy in every run_*: `gearlib --help` skips torch
 
     folder, layout = find_dataset(args.name, args.data_dir)
     print(f"{args.name}: {layout} at {folder}")
@@ -43,6 +45,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    """Print every known dataset with the layout found on disk, or where it was looked for."""
     from gearlib.data import available_datasets
 
     for name, where in available_datasets(args.data_dir):
@@ -51,6 +54,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
+    """Download CIFAR-10 or CIFAR-100 through torchvision and print the folder."""
     from gearlib.data import download
 
     folder = download(args.name, args.data_dir)

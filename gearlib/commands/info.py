@@ -10,8 +10,11 @@ import platform
 import sys
 from typing import Any, Dict, List, Tuple
 
+from gearlib import __version__
+
 
 def add_parser(sub: Any) -> None:
+    """Register `gearlib info` on the CLI's subparsers."""
     parser = sub.add_parser("info", help="versions, device, energy backend and datasets found")
     parser.add_argument(
         "--data-dir", default=None, help="data directory (default $GEARLIB_DATA, then ./data)"
@@ -21,11 +24,11 @@ def add_parser(sub: Any) -> None:
 
 def collect(data_dir: Any = None) -> List[Tuple[str, str]]:
     """The lines of `gearlib info` as (label, value) pairs."""
+    # Lazy: every `gearlib` command imports this module to build its parser, and `--help` needs no torch.
     import numpy
     import torch
     import torchvision
 
-    from gearlib import __version__
     from gearlib.data import available_datasets, resolve_data_dir
 
     rows: List[Tuple[str, str]] = [
@@ -50,15 +53,14 @@ def collect(data_dir: Any = None) -> List[Tuple[str, str]]:
 
 
 def _energy_backend() -> str:
-    try:
-        from gearlib.measure import auto_meter
-    except ImportError as err:  # pragma: no cover - measure ships with gearlib
-        return f"unknown ({err})"
-    meter = auto_meter()
-    return meter.describe()
+    """What auto_meter() would meter here, or why nothing (see gearlib.measure.auto)."""
+    from gearlib.measure import auto_meter  # lazy, as in collect()
+
+    return auto_meter().describe()
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print `gearlib info` as aligned label/value lines; returns exit status 0."""
     rows = collect(args.data_dir)
     width = max(len(label) for label, _ in rows)
     for label, value in rows:

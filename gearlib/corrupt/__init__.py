@@ -10,6 +10,8 @@ from functools import partial
 from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
+import PIL
+import scipy
 
 from gearlib.corrupt import blur, digital, noise, weather
 from gearlib.corrupt.ops import image_rngs
@@ -100,8 +102,8 @@ def corrupt(
         start_index: dataset index of the first image (image k uses index start_index + k), so that
             corrupting a dataset in pieces gives the same result as in one call.
         indices: explicit dataset index per image (overrides `start_index`).
-        scale: parameter table: "cifar" (Table A, 32 px), "tinyimagenet" (Table B, 64 px), or "auto"
-            (chosen from the image size).
+        scale: parameter table: "cifar" (CIFAR-10-C, 32 px), "tinyimagenet" (Tiny-ImageNet-C, 64 px), or
+            "auto" (chosen from the image size).
 
     Returns:
         uint8 array of the input's shape.
@@ -138,9 +140,6 @@ def corrupt(
 
 def backends() -> Dict[str, str]:
     """How each part of the generator is implemented (recorded in the metadata of generated sets)."""
-    import PIL
-    import scipy
-
     _, frost_origin = weather.frost_textures(SCALES["cifar"][2])
     return {
         "frost": f"{frost_origin} textures",
@@ -173,7 +172,7 @@ def gallery(
     Returns:
         A matplotlib Figure.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: pyplot is slow to import and only the gallery draws
 
     image = np.asarray(image_hwc_uint8)
     if image.ndim != 3:

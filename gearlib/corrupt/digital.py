@@ -9,6 +9,7 @@ import io
 from typing import List, Tuple
 
 import numpy as np
+from PIL import Image
 
 from gearlib.corrupt import ops
 from gearlib.corrupt.ops import Rngs, to_uint8, to_unit
@@ -85,8 +86,6 @@ def elastic_transform(images: np.ndarray, param: Tuple[float, float, float], rng
 
 def pixelate(images: np.ndarray, factor: float, rngs: Rngs = None) -> np.ndarray:
     """Pixelate: Pillow BOX resize to floor(size * c) and BOX back to the original size."""
-    from PIL import Image
-
     size = images.shape[1]
     small = int(size * factor)
     out = np.empty_like(images)
@@ -103,8 +102,6 @@ def pixelate_side(size: int, factor: float) -> int:
 
 def jpeg_roundtrip(images: np.ndarray, quality: int, optimize: bool = False) -> np.ndarray:
     """Encode every image as a Pillow JPEG of `quality` (4:2:0 chroma) and decode it again."""
-    from PIL import Image
-
     out = np.empty_like(images)
     for k, image in enumerate(images):
         buffer = io.BytesIO()

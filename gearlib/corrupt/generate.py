@@ -10,14 +10,20 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+import PIL
+import scipy
+from tqdm.auto import tqdm
 
+from gearlib import __version__
 from gearlib.corrupt import backends, corrupt
 from gearlib.corrupt.digital import jpeg_roundtrip
 from gearlib.corrupt.params import (
+    BENCHMARK_CORRUPTIONS,
     CORRUPTIONS,
+    EXTRA_CORRUPTIONS,
     SEVERITIES,
     check_corruption,
     check_severity,
@@ -25,9 +31,9 @@ from gearlib.corrupt.params import (
     scale_for_size,
     table_json,
 )
+from gearlib.data import load_dataset, synthetic_tensors
+from gearlib.data.corrupted import LABELS, METADATA  # the file names the -C loader reads
 
-METADATA = "metadata.json"
-LABELS = "labels.npy"
 FORMAT = "gearlib-corrupted-set/1"
 PARTIAL = ".partial"
 CHUNK = 1000  # images per corrupt() call while writing
@@ -69,11 +75,6 @@ def _write_json_atomic(path: Path, data: dict) -> None:
 
 
 def _library_versions() -> Dict[str, str]:
-    import PIL
-    import scipy
-
-    from gearlib import __version__
-
     return {
         "gearlib": __version__,
         "numpy": np.__version__,
@@ -171,52 +172,81 @@ def generate_corrupted_set(
         The metadata dictionary written to `out_dir/metadata.json`.
     """
     images, labels = _check_images(images_nhwc_uint8, labels)
+    names, severities = _chosen(corruptions, severities)
+    scale = scale_for_size(images.shape[1], scale)
+    out = _prepare_folder(out_dir)
+    settings = _settings(images, labels, severities, seed, scale, jpeg_quality, source)
+    meta = _start_metadata(out, settings, names, scale)
+    _write_labels(out, labels, len(severities), meta)
+    todo = [c for c in names if not _file_ok(out, f"{c}.npy", meta["files"].get(f"{c}.npy"))]
+    bar = progress_bar(len(todo) * len(severities) * images.shape[0], progress)
+    try:
+        for name in todo:
+            bar.set_description(name)
+            _write_corruption(images, out / f"{name}.npy", name, severities, seed, scale, jpeg_quality, bar)
+            _record(out, f"{name}.npy", meta, [len(severities) * images.shape[0]] + list(images.shape[1:]))
+    finally:
+        bar.close()
+    return meta
+
+
+def _chosen(corruptions: Sequence[str], severities: Sequence[int]) -> Tuple[List[str], List[int]]:
+    """The corruptions (canonical order) and severities (sorted, no repeats) to write; bad ones raise."""
     for c in corruptions:
         check_corruption(c)
     names = [c for c in CORRUPTIONS if c in set(corruptions)]
-    severities = sorted({check_severity(s) for s in severities})
-    if not names or not severities:
+    chosen = sorted({check_severity(s) for s in severities})
+    if not names or not chosen:
         raise ValueError("nothing to generate: give at least one corruption and one severity")
-    scale = scale_for_size(images.shape[1], scale)
+    return names, chosen
+
+
+def _prepare_folder(out_dir: Any) -> Path:
+    """Create the output folder and drop temporary files an interrupted run left (never a finished file)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(f".*{PARTIAL}"):
-        stale.unlink()  # left by an interrupted run; never a finished file
-    settings = _settings(images, labels, severities, seed, scale, jpeg_quality, source)
+        stale.unlink()
+    return out
+
+
+def _start_metadata(out: Path, settings: Dict[str, Any], names: Sequence[str], scale: str) -> dict:
+    """The metadata of this run: the folder's own when resuming, with this run's corruptions and versions."""
     meta = _load_or_start(out, settings)
     meta["corruptions"] = [c for c in CORRUPTIONS if c in set(meta["corruptions"]) | set(names)]
     meta["params"] = table_json(scale, meta["corruptions"])
     meta["backends"] = backends()
     meta["versions"] = _library_versions()
     meta["gearlib_version"] = meta["versions"]["gearlib"]
-    files: Dict[str, dict] = meta["files"]
-    n, repeat = images.shape[0], len(severities)
-    if not _file_ok(out, LABELS, files.get(LABELS)):
-        dtype = np.uint8 if labels.min() >= 0 and labels.max() < 256 else np.int64
-        tmp = out / f".{LABELS}{PARTIAL}"
-        with open(tmp, "wb") as handle:
-            np.save(handle, np.tile(labels.astype(dtype), repeat))
-        _replace_atomic(tmp, out / LABELS)
-        files[LABELS] = {"sha256": sha256_file(out / LABELS), "shape": [n * repeat], "complete": True}
-        _write_json_atomic(out / METADATA, meta)
-    todo = [c for c in names if not _file_ok(out, f"{c}.npy", files.get(f"{c}.npy"))]
-    bar = _progress(len(todo) * repeat * n, progress)
-    try:
-        for name in todo:
-            bar.set_description(name)
-            path = out / f"{name}.npy"
-            files.pop(path.name, None)
-            _write_corruption(images, path, name, severities, seed, scale, jpeg_quality, bar)
-            files[path.name] = {
-                "sha256": sha256_file(path),
-                "shape": [n * repeat] + list(images.shape[1:]),
-                "severities": severities,
-                "complete": True,
-            }
-            _write_json_atomic(out / METADATA, meta)
-    finally:
-        bar.close()
     return meta
+
+
+def _write_labels(out: Path, labels: np.ndarray, repeat: int, meta: dict) -> None:
+    """Write labels.npy (the labels tiled once per severity block) unless a verified copy is there."""
+    if _file_ok(out, LABELS, meta["files"].get(LABELS)):
+        return
+    dtype = np.uint8 if labels.min() >= 0 and labels.max() < 256 else np.int64
+    tmp = out / f".{LABELS}{PARTIAL}"
+    with open(tmp, "wb") as handle:
+        np.save(handle, np.tile(labels.astype(dtype), repeat))
+    _replace_atomic(tmp, out / LABELS)
+    meta["files"][LABELS] = {
+        "sha256": sha256_file(out / LABELS),
+        "shape": [len(labels) * repeat],
+        "complete": True,
+    }
+    _write_json_atomic(out / METADATA, meta)
+
+
+def _record(out: Path, name: str, meta: dict, shape: List[int]) -> None:
+    """Enter a finished corruption file (checksum, shape, severities) in metadata.json."""
+    meta["files"][name] = {
+        "sha256": sha256_file(out / name),
+        "shape": shape,
+        "severities": meta["severities"],
+        "complete": True,
+    }
+    _write_json_atomic(out / METADATA, meta)
 
 
 def _load_or_start(out: Path, settings: Dict[str, Any]) -> dict:
@@ -280,12 +310,11 @@ class _NoBar:
         pass
 
 
-def _progress(total: int, enabled: bool) -> Any:
+def progress_bar(total: int, enabled: bool, unit: str = "img") -> Any:
+    """A tqdm bar over `total` steps, or a silent stand-in when disabled or empty."""
     if not enabled or total == 0:
         return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="img", smoothing=0.05)
+    return tqdm(total=total, unit=unit, smoothing=0.05)
 
 
 def verify_corrupted_set(out_dir: Any) -> List[str]:
@@ -305,8 +334,6 @@ def clean_test_set(dataset: str, data_dir: Any = None, limit: Optional[int] = No
         limit: keep the first `limit` test images (None: all).
         seed: seed of the synthetic set.
     """
-    from gearlib.data import load_dataset, synthetic_tensors
-
     if dataset == "synthetic":
         images, labels = synthetic_tensors(limit or 1000, seed=seed)
         description = f"synthetic (gearlib.data.synthetic_tensors, n={len(labels)}, seed {seed})"
@@ -324,8 +351,6 @@ def clean_test_set(dataset: str, data_dir: Any = None, limit: Optional[int] = No
 
 def corruption_groups(names: Iterable[str]) -> List[str]:
     """Expand "all", "benchmark" and "extra" in a list of corruption names (canonical order, no repeats)."""
-    from gearlib.corrupt.params import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
-
     groups = {"all": CORRUPTIONS, "benchmark": BENCHMARK_CORRUPTIONS, "extra": EXTRA_CORRUPTIONS}
     chosen = set()
     for name in names:

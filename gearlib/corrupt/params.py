@@ -1,6 +1,6 @@
 """Corruption names and the per-severity parameter tables of CIFAR-10-C (32 px) and Tiny-ImageNet-C (64 px).
 
-Values follow Tables A and B of the evaluation spec (Hendrycks & Dietterich 2019 generator scripts).
+Values follow Hendrycks & Dietterich (2019); names and severities come from gearlib.data.corruption_names.
 """
 
 from __future__ import annotations
@@ -9,18 +9,44 @@ import hashlib
 import json
 from typing import Any, Dict, List, Sequence, Tuple
 
-NOISE = ["gaussian_noise", "shot_noise", "impulse_noise"]
-BLUR = ["defocus_blur", "glass_blur", "motion_blur", "zoom_blur"]
-WEATHER = ["snow", "frost", "fog", "brightness"]
-DIGITAL = ["contrast", "elastic_transform", "pixelate", "jpeg_compression"]
+from gearlib.data.corruption_names import (
+    BENCHMARK_CORRUPTIONS,
+    BLUR,
+    CORRUPTIONS,
+    DIGITAL,
+    EXTRA_CORRUPTIONS,
+    NOISE,
+    SEVERITIES,
+    WEATHER,
+    check_corruption,
+    check_severity,
+)
 
-#: The 15 benchmark corruptions in the released order (noise, blur, weather, digital).
-BENCHMARK_CORRUPTIONS: List[str] = NOISE + BLUR + WEATHER + DIGITAL
-#: The 4 held-out corruptions shipped with CIFAR-10-C / CIFAR-100-C; never part of the benchmark mean.
-EXTRA_CORRUPTIONS: List[str] = ["speckle_noise", "gaussian_blur", "spatter", "saturate"]
-#: Canonical order of all 19 corruptions (benchmark first, extras last); ids are indices in this list.
-CORRUPTIONS: List[str] = BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS
-SEVERITIES: Tuple[int, ...] = (1, 2, 3, 4, 5)
+__all__ = [
+    "BENCHMARK_CORRUPTIONS",
+    "BLUR",
+    "CIFAR_PARAMS",
+    "CORRUPTIONS",
+    "DETERMINISTIC",
+    "DIGITAL",
+    "EXTRA_CORRUPTIONS",
+    "NOISE",
+    "PARAMS",
+    "SCALES",
+    "SEVERITIES",
+    "SIZE_TO_SCALE",
+    "STORED_JPEG_QUALITY",
+    "TINY_JPEG_QUALITY",
+    "TINY_PARAMS",
+    "WEATHER",
+    "check_corruption",
+    "check_severity",
+    "get_params",
+    "params_hash",
+    "scale_for_size",
+    "table_json",
+    "zoom_factors",
+]
 
 #: Corruptions whose output does not depend on the seed.
 DETERMINISTIC = {
@@ -44,85 +70,84 @@ def zoom_factors(severity: int) -> List[float]:
     return [1.0 + 0.01 * k for k in range(ZOOM_COUNTS[severity - 1])]
 
 
-CIFAR_PARAMS: Dict[str, List[Any]] = {
-    "gaussian_noise": [0.04, 0.06, 0.08, 0.09, 0.10],
-    "shot_noise": [500, 250, 100, 75, 50],
-    "impulse_noise": [0.01, 0.02, 0.03, 0.05, 0.07],
-    "defocus_blur": [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)],
-    "glass_blur": [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)],
-    "motion_blur": [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)],
-    "zoom_blur": [zoom_factors(s) for s in SEVERITIES],
-    "snow": [
-        (0.1, 0.2, 1, 0.6, 8, 3, 0.95),
-        (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
-        (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
-        (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
-        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
-    ],
-    "frost": [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)],
-    "fog": [(0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)],
-    "brightness": [0.05, 0.1, 0.15, 0.2, 0.3],
-    "contrast": [0.75, 0.5, 0.4, 0.3, 0.15],
-    "elastic_transform": [
-        (0, 0, 2.56),
-        (1.6, 6.4, 2.24),
-        (2.56, 1.92, 1.92),
-        (3.2, 1.28, 1.6),
-        (3.2, 0.96, 0.96),
-    ],
-    "pixelate": [0.95, 0.9, 0.85, 0.75, 0.65],
-    "jpeg_compression": [80, 65, 58, 50, 40],
-    "speckle_noise": [0.06, 0.1, 0.12, 0.16, 0.2],
-    "gaussian_blur": [0.4, 0.6, 0.7, 0.8, 1.0],
-    "spatter": [
-        (0.62, 0.1, 0.7, 0.7, 0.5, "water"),
-        (0.65, 0.1, 0.8, 0.7, 0.5, "water"),
-        (0.65, 0.3, 1, 0.69, 0.5, "water"),
-        (0.65, 0.1, 0.7, 0.69, 0.6, "mud"),
-        (0.65, 0.1, 0.5, 0.68, 0.6, "mud"),
-    ],
-    "saturate": [(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)],
-}
+ZOOM = [zoom_factors(s) for s in SEVERITIES]  # the same factors at both scales
 
-TINY_PARAMS: Dict[str, List[Any]] = {
-    "gaussian_noise": [0.04, 0.08, 0.12, 0.15, 0.18],
-    "shot_noise": [250, 100, 50, 30, 15],
-    "impulse_noise": [0.01, 0.02, 0.05, 0.08, 0.14],
-    "defocus_blur": [(0.5, 0.6), (1, 0.1), (1.5, 0.1), (2.5, 0.01), (3, 0.1)],
-    "glass_blur": [(0.1, 1, 1), (0.5, 1, 1), (0.6, 1, 2), (0.7, 2, 1), (0.9, 2, 2)],
-    "motion_blur": [(10, 1), (10, 1.5), (10, 2), (10, 2.5), (12, 3)],
-    "zoom_blur": [zoom_factors(s) for s in SEVERITIES],
-    "snow": [
-        (0.1, 0.2, 1, 0.6, 8, 3, 0.8),
-        (0.1, 0.2, 1, 0.5, 10, 4, 0.8),
-        (0.15, 0.3, 1.75, 0.55, 10, 4, 0.7),
-        (0.25, 0.3, 2.25, 0.6, 12, 6, 0.65),
-        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.6),
-    ],
-    "frost": [(1, 0.3), (0.9, 0.4), (0.8, 0.45), (0.75, 0.5), (0.7, 0.55)],
-    "fog": [(0.4, 3), (0.7, 3), (1, 2.5), (1.5, 2), (2, 1.75)],
-    "brightness": [0.1, 0.2, 0.3, 0.4, 0.5],
-    "contrast": [0.4, 0.3, 0.2, 0.1, 0.05],
-    "elastic_transform": [
-        (0, 0, 5.12),
-        (3.2, 19.2, 3.84),
-        (6.4, 5.12, 3.84),
-        (6.4, 1.92, 1.92),
-        (10.24, 1.92, 1.28),
-    ],
-    "pixelate": [0.9, 0.8, 0.7, 0.6, 0.5],
-    "jpeg_compression": [65, 58, 50, 40, 25],
-    "speckle_noise": [0.15, 0.2, 0.25, 0.3, 0.35],
-    "gaussian_blur": [0.5, 0.75, 1, 1.25, 1.5],
-    "spatter": [
-        (0.62, 0.1, 0.7, 0.7, 0.6, "water"),
-        (0.65, 0.1, 0.8, 0.7, 0.6, "water"),
-        (0.65, 0.3, 1, 0.69, 0.6, "water"),
-        (0.65, 0.1, 0.7, 0.68, 0.6, "mud"),
-        (0.65, 0.1, 0.5, 0.67, 0.6, "mud"),
-    ],
-    "saturate": [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (30, 0.2)],
+#: corruption -> (CIFAR-10-C parameters, Tiny-ImageNet-C parameters), each one entry per severity 1..5.
+#: The two scales stand side by side so that a difference between them is visible at a glance.
+PARAMS: Dict[str, Tuple[List[Any], List[Any]]] = {
+    "gaussian_noise": ([0.04, 0.06, 0.08, 0.09, 0.10], [0.04, 0.08, 0.12, 0.15, 0.18]),
+    "shot_noise": ([500, 250, 100, 75, 50], [250, 100, 50, 30, 15]),
+    "impulse_noise": ([0.01, 0.02, 0.03, 0.05, 0.07], [0.01, 0.02, 0.05, 0.08, 0.14]),
+    "defocus_blur": (
+        [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)],
+        [(0.5, 0.6), (1, 0.1), (1.5, 0.1), (2.5, 0.01), (3, 0.1)],
+    ),
+    "glass_blur": (
+        [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)],
+        [(0.1, 1, 1), (0.5, 1, 1), (0.6, 1, 2), (0.7, 2, 1), (0.9, 2, 2)],
+    ),
+    "motion_blur": (
+        [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)],
+        [(10, 1), (10, 1.5), (10, 2), (10, 2.5), (12, 3)],
+    ),
+    "zoom_blur": (ZOOM, ZOOM),
+    "snow": (
+        [
+            (0.1, 0.2, 1, 0.6, 8, 3, 0.95),
+            (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+            (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+            (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+            (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
+        ],
+        [
+            (0.1, 0.2, 1, 0.6, 8, 3, 0.8),
+            (0.1, 0.2, 1, 0.5, 10, 4, 0.8),
+            (0.15, 0.3, 1.75, 0.55, 10, 4, 0.7),
+            (0.25, 0.3, 2.25, 0.6, 12, 6, 0.65),
+            (0.3, 0.3, 1.25, 0.65, 14, 12, 0.6),
+        ],
+    ),
+    "frost": (
+        [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)],
+        [(1, 0.3), (0.9, 0.4), (0.8, 0.45), (0.75, 0.5), (0.7, 0.55)],
+    ),
+    "fog": (
+        [(0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)],
+        [(0.4, 3), (0.7, 3), (1, 2.5), (1.5, 2), (2, 1.75)],
+    ),
+    "brightness": ([0.05, 0.1, 0.15, 0.2, 0.3], [0.1, 0.2, 0.3, 0.4, 0.5]),
+    "contrast": ([0.75, 0.5, 0.4, 0.3, 0.15], [0.4, 0.3, 0.2, 0.1, 0.05]),
+    "elastic_transform": (
+        [(0, 0, 2.56), (1.6, 6.4, 2.24), (2.56, 1.92, 1.92), (3.2, 1.28, 1.6), (3.2, 0.96, 0.96)],
+        [(0, 0, 5.12), (3.2, 19.2, 3.84), (6.4, 5.12, 3.84), (6.4, 1.92, 1.92), (10.24, 1.92, 1.28)],
+    ),
+    "pixelate": ([0.95, 0.9, 0.85, 0.75, 0.65], [0.9, 0.8, 0.7, 0.6, 0.5]),
+    "jpeg_compression": ([80, 65, 58, 50, 40], [65, 58, 50, 40, 25]),
+    "speckle_noise": ([0.06, 0.1, 0.12, 0.16, 0.2], [0.15, 0.2, 0.25, 0.3, 0.35]),
+    "gaussian_blur": ([0.4, 0.6, 0.7, 0.8, 1.0], [0.5, 0.75, 1, 1.25, 1.5]),
+    "spatter": (
+        [
+            (0.62, 0.1, 0.7, 0.7, 0.5, "water"),
+            (0.65, 0.1, 0.8, 0.7, 0.5, "water"),
+            (0.65, 0.3, 1, 0.69, 0.5, "water"),
+            (0.65, 0.1, 0.7, 0.69, 0.6, "mud"),
+            (0.65, 0.1, 0.5, 0.68, 0.6, "mud"),
+        ],
+        [
+            (0.62, 0.1, 0.7, 0.7, 0.6, "water"),
+            (0.65, 0.1, 0.8, 0.7, 0.6, "water"),
+            (0.65, 0.3, 1, 0.69, 0.6, "water"),
+            (0.65, 0.1, 0.7, 0.68, 0.6, "mud"),
+            (0.65, 0.1, 0.5, 0.67, 0.6, "mud"),
+        ],
+    ),
+    "saturate": (
+        [(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)],
+        [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (30, 0.2)],
+    ),
 }
+CIFAR_PARAMS: Dict[str, List[Any]] = {name: pair[0] for name, pair in PARAMS.items()}  # 32 px
+TINY_PARAMS: Dict[str, List[Any]] = {name: pair[1] for name, pair in PARAMS.items()}  # 64 px
 
 #: Parameter scales: name -> (table, image side, frost texture resize factor).
 SCALES: Dict[str, Tuple[Dict[str, List[Any]], int, float]] = {
@@ -132,20 +157,8 @@ SCALES: Dict[str, Tuple[Dict[str, List[Any]], int, float]] = {
 SIZE_TO_SCALE = {32: "cifar", 64: "tinyimagenet"}
 #: Tiny-ImageNet-C stores every corrupted image as a JPEG of this quality.
 TINY_JPEG_QUALITY = 85
-
-
-def check_corruption(name: str) -> int:
-    """Return the id (index in CORRUPTIONS) of a corruption name; unknown names raise ValueError."""
-    if name not in CORRUPTIONS:
-        raise ValueError(f"unknown corruption {name!r}; choose one of: {', '.join(CORRUPTIONS)}")
-    return CORRUPTIONS.index(name)
-
-
-def check_severity(severity: int) -> int:
-    """Return the severity as int if it is one of 1..5, else raise ValueError."""
-    if isinstance(severity, bool) or int(severity) != severity or int(severity) not in SEVERITIES:
-        raise ValueError(f"unknown severity {severity!r}; choose one of 1, 2, 3, 4, 5")
-    return int(severity)
+#: dataset -> JPEG quality of the images of its published corrupted set (absent: stored losslessly).
+STORED_JPEG_QUALITY: Dict[str, int] = {"tinyimagenet": TINY_JPEG_QUALITY}
 
 
 def scale_for_size(size: int, scale: str = "auto") -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import List, Tuple
 
 import numpy as np
+from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from gearlib.corrupt import ops
@@ -79,8 +80,6 @@ def render_frost_texture(index: int, canvas: Tuple[int, int] = FROST_CANVAS) -> 
     soft glow) over a faint, blotchy haze; fixed seeds, so every call returns the same picture. This
     replaces the photographs of the reference generator (benchmark tag `frost=synthetic`).
     """
-    from PIL import Image, ImageDraw
-
     width, height = canvas
     rng = np.random.default_rng([0xF205, index])
     ink = Image.new("L", (width, height), 0)
@@ -127,8 +126,6 @@ def frost_textures(factor: float) -> Tuple[Tuple[np.ndarray, ...], str]:
     Images in $GEARLIB_FROST_DIR (e.g. the reference's frost photographs; first five, sorted by name) are
     used when that variable is set; otherwise five procedural textures.
     """
-    from PIL import Image
-
     folder = os.environ.get(FROST_DIR_ENV)
     if folder:
         files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))

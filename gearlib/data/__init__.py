@@ -5,12 +5,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
+from gearlib.data import cifar, tinyimagenet
 from gearlib.data.batches import TensorBatches, eval_batches, random_crop_flip, to_float
+from gearlib.data.corrupted import load_corrupted
 from gearlib.data.images import ImageDataset, stratified_indices, train_val_split
+from gearlib.data.info import DATASETS, DatasetInfo, dataset_info
 from gearlib.data.paths import (
     HOW_TO_GET,
     DatasetNotFoundError,
@@ -20,26 +22,6 @@ from gearlib.data.paths import (
 )
 from gearlib.data.synthetic import SYNTHETIC_CLASSES, load_synthetic, synthetic_tensors
 
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What training and evaluation need to know of a dataset without loading it."""
-
-    name: str
-    num_classes: int
-    image_size: int
-    corrupted: str  # display name of its corrupted test set
-
-
-DATASETS: Dict[str, DatasetInfo] = {
-    info.name: info
-    for info in (
-        DatasetInfo("cifar10", 10, 32, "CIFAR-10-C"),
-        DatasetInfo("cifar100", 100, 32, "CIFAR-100-C"),
-        DatasetInfo("tinyimagenet", 200, 64, "Tiny-ImageNet-C"),
-        DatasetInfo("synthetic", 10, 32, "synthetic-C (generated)"),
-    )
-}
 SPLITS = ("train", "val", "test")
 
 __all__ = [
@@ -64,17 +46,8 @@ __all__ = [
 ]
 
 
-def dataset_info(name: str) -> DatasetInfo:
-    """Number of classes, image size and corrupted-set name of a dataset; unknown names raise ValueError."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    return DATASETS[name]
-
-
 def find_dataset(name: str, data_dir: Optional[PathLike] = None) -> Tuple[Path, str]:
     """Locate a dataset on disk: (folder, layout) or DatasetNotFoundError listing where we looked."""
-    from gearlib.data import cifar, tinyimagenet
-
     dataset_info(name)
     root = dataset_dir(name, data_dir)
     if name in ("cifar10", "cifar100"):
@@ -137,8 +110,6 @@ def load_dataset(
 
 
 def _load_from_disk(name: str, split: str, data_dir: Optional[PathLike], verify: str, download: bool):
-    from gearlib.data import cifar, tinyimagenet
-
     try:
         root, _ = find_dataset(name, data_dir)
     except DatasetNotFoundError:
@@ -153,21 +124,12 @@ def _load_from_disk(name: str, split: str, data_dir: Optional[PathLike], verify:
 
 def download(name: str, data_dir: Optional[PathLike] = None) -> Path:
     """Download CIFAR-10/100 into `<data_dir>/<name>/` with torchvision (network needed)."""
-    from gearlib.data import cifar
-
     if name not in cifar.LAYOUTS:
         raise ValueError(
             f"automatic download covers {', '.join(cifar.LAYOUTS)}; for {name}: {HOW_TO_GET.get(name)}"
         )
     folder, _ = cifar.download_cifar(dataset_dir(name, data_dir), name)
     return folder
-
-
-def load_corrupted(name: str, corruption: str, severity: int, data_dir: Optional[PathLike] = None, **kwargs):
-    """A corrupted test set (CIFAR-10-C, CIFAR-100-C, Tiny-ImageNet-C) block; see gearlib.data.corrupted."""
-    from gearlib.data.corrupted import load_corrupted as _load
-
-    return _load(name, corruption, severity, data_dir=data_dir, **kwargs)
 
 
 def available_datasets(data_dir: Optional[PathLike] = None) -> List[Tuple[str, str]]:

@@ -170,7 +170,7 @@ def load_cifar(root: Path, name: str, split: str, verify: str = "strict") -> Ima
 
 def download_cifar(root: Path, name: str) -> Tuple[Path, str]:
     """Download the official archive with torchvision (network needed) into `root`; returns (folder, md5)."""
-    from torchvision import datasets
+    from torchvision import datasets  # lazy: only a download needs torchvision, a slow import
 
     cls = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[name]
     root.mkdir(parents=True, exist_ok=True)

@@ -13,23 +13,29 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from gearlib.data.cifar import CIFAR10_CLASSES
+from gearlib.data.corruption_names import CORRUPTIONS, check_corruption, check_severity
+from gearlib.data.folder import decode_images
 from gearlib.data.images import ImageDataset
+from gearlib.data.info import DATASETS
 from gearlib.data.paths import DatasetNotFoundError, PathLike, dataset_dir, resolve_data_dir
+from gearlib.data.tinyimagenet import find_root, read_wnids
 
 METADATA = "metadata.json"
 LABELS = "labels.npy"
 DEFAULT_SEVERITIES = (1, 2, 3, 4, 5)
 
-# name -> (folder under the data directory, folder name inside the official archive, image side, classes)
-LAYOUTS: Dict[str, Tuple[str, str, int, int]] = {
-    "cifar10": ("cifar10-c", "CIFAR-10-C", 32, 10),
-    "cifar100": ("cifar100-c", "CIFAR-100-C", 32, 100),
-    "tinyimagenet": ("tinyimagenet-c", "Tiny-ImageNet-C", 64, 200),
-}
+# The sets published on Zenodo: name -> (record, archive). Only these exist on disk.
 ZENODO = {
     "cifar10": ("2535967", "CIFAR-10-C.tar"),
     "cifar100": ("3555552", "CIFAR-100-C.tar"),
     "tinyimagenet": ("2536630", "Tiny-ImageNet-C.tar"),
+}
+# name -> (folder under the data directory, folder inside the official archive (the set's display name),
+# image side, classes)
+LAYOUTS: Dict[str, Tuple[str, str, int, int]] = {
+    name: (f"{name}-c", DATASETS[name].corrupted, DATASETS[name].image_size, DATASETS[name].num_classes)
+    for name in ZENODO
 }
 TINY_SUFFIXES = (".jpeg", ".jpg", ".png")
 
@@ -62,8 +68,6 @@ def _is_root(folder: Path, name: str) -> bool:
     if (folder / LABELS).is_file():
         return True
     if name == "tinyimagenet" and folder.is_dir():
-        from gearlib.corrupt.params import CORRUPTIONS
-
         return any((folder / c).is_dir() for c in CORRUPTIONS)
     return False
 
@@ -103,8 +107,6 @@ def _origin(meta: Optional[dict]) -> str:
 
 
 def _check_request(corruption: str, severity: int, n_examples: Optional[int]) -> None:
-    from gearlib.corrupt.params import check_corruption, check_severity
-
     check_corruption(corruption)
     check_severity(severity)
     if n_examples is not None and (isinstance(n_examples, bool) or int(n_examples) <= 0):
@@ -115,8 +117,6 @@ def _check_request(corruption: str, severity: int, n_examples: Optional[int]) ->
 
 def _class_names(name: str, count: int) -> List[str]:
     if name == "cifar10":
-        from gearlib.data.cifar import CIFAR10_CLASSES
-
         return list(CIFAR10_CLASSES)
     return [str(k) for k in range(count)]
 
@@ -173,13 +173,11 @@ def load_npy_block(
 
 def _tiny_wnids(root: Path, folder: Path, data_dir: Optional[PathLike]) -> List[str]:
     """Sorted wnid list: from wnids.txt (next to the -C set or in the Tiny ImageNet folder) or the folders."""
-    from gearlib.data import tinyimagenet
-
     places = [root, dataset_dir("tinyimagenet", data_dir)]
     for place in places:
-        base = tinyimagenet.find_root(place)
+        base = find_root(place)
         if (base / "wnids.txt").is_file():
-            return tinyimagenet.read_wnids(base)
+            return read_wnids(base)
     return sorted(d.name for d in folder.iterdir() if d.is_dir())
 
 
@@ -191,8 +189,6 @@ def load_tiny_block(
     Images are ordered round-robin over classes (k-th image of every class, then the (k+1)-th), so the
     first `n_examples` are class-balanced. File names are never parsed.
     """
-    from gearlib.data.folder import decode_images
-
     folder = root / corruption / str(severity)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is missing (expected <corruption>/<severity>/<wnid>/*.JPEG)")
@@ -229,7 +225,7 @@ def load_corrupted(
 
     Args:
         name: "cifar10", "cifar100" or "tinyimagenet".
-        corruption: one of gearlib.corrupt.CORRUPTIONS (file stem, e.g. "gaussian_noise").
+        corruption: one of gearlib.data.corruption_names.CORRUPTIONS (file stem, e.g. "gaussian_noise").
         severity: 1..5.
         data_dir: folder holding `<name>-c/`; default $GEARLIB_DATA, then ./data.
         n_examples: keep the first n images of the block (RobustBench's protocol); None = all.
@@ -256,8 +252,6 @@ def load_corrupted(
 
 def available_corruptions(name: str, data_dir: Optional[PathLike] = None) -> List[str]:
     """Corruptions present on disk for `name`, in canonical order (empty when the set is missing)."""
-    from gearlib.corrupt.params import CORRUPTIONS
-
     try:
         root = find_corrupted(name, data_dir)
     except FileNotFoundError:

@@ -14,6 +14,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from PIL import Image
 
 from gearlib.data.images import ImageDataset
 from gearlib.data.paths import HOW_TO_GET, cache_dir
@@ -49,7 +50,6 @@ def decode_images(
     """Decode images to a uint8 array [N,H,W,3] (RGB; resized to `size` if they differ).
 
     Raises BadImageError naming the first file that does not decode, followed by `how_to_fix`."""
-    from PIL import Image
 
     def read(path: Path) -> np.ndarray:
         try:

@@ -18,7 +18,7 @@ class _ViewsDataset(Dataset):
     def __init__(
         self, images: torch.Tensor, labels: torch.Tensor, views: int, width: int, depth: int, single: bool
     ) -> None:
-        from torchvision.transforms import v2
+        from torchvision.transforms import v2  # lazy: torchvision is slow to import; only this path uses it
 
         self.images = images.cpu()
         self.labels = labels.cpu()

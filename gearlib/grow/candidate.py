@@ -1,14 +1,14 @@
-"""Firefly's candidate network (spec 2.2): the frozen backbone plus split directions V, new-neuron fan-ins A
+"""Firefly's candidate network (book/notes/growth.md#notes-growth-candidate): the frozen backbone plus split directions V, new-neuron fan-ins A
 and fan-ins B from the previous layer's new neurons, for every growable unit.
 
 Layout. During growth every growable unit of width c carries 2c + K channels, [originals | copies | new]:
 the producing layer writes h+ = u + e + t*(V*x) to the originals, h- = u + e - t*(V*x) to the copies and
-h_n = t*(A*x) + e_n to the K new channels, with t = 1 (spec 2.2's scoring multipliers, which the scoring
+h_n = t*(A*x) + e_n to the K new channels, with t = 1 (the scoring multipliers of book/notes/growth.md#notes-growth-candidate-forward, which the scoring
 pass differentiates); BN, activation, pooling and depthwise convs act on each channel, and every consumer
-reads the average of an original and its copy. This is spec 2.7's explicit duplication, used for all
-architectures: it equals spec 2.2's in-layer average when the consumer reads the unit directly, and unlike
+reads the average of an original and its copy. This is explicit duplication (book/notes/decisions.md#notes-decisions-duplication), used for all
+architectures: it equals Firefly's in-layer average when the consumer reads the unit directly, and unlike
 the average it stays exact through max-pooling (VGG) and depthwise convs (MobileNet), so the materialised
-network equals this candidate network (spec 2.4, "function at growth").
+network equals this candidate network (book/notes/growth.md#notes-growth-function, "function at growth").
 
 Speed. The backbone is frozen and in eval mode, so each BN of a growing unit is a fixed per-channel affine
 map; it is folded into the layer that writes the unit, which then produces all 2c+K channels with one
@@ -28,7 +28,7 @@ from torch import nn
 from gearlib.models.common import GrowableNet, GrowthGraph, Layer
 from gearlib.models.layout import is_strided_pointwise
 
-# Initial scales of spec 2.2 / 7 (growth.init).
+# Initial scales (book/notes/growth.md#notes-growth-candidate-init).
 SPLIT_UNIFORM = 0.1  # V ~ U(-0.1, 0.1)
 NEW_FAN_IN_STD = 0.1  # A ~ N(0, 0.1^2); also the trained depthwise filter of a new MobileNet channel
 NEW_FAN_OUT_UNIFORM = 0.01  # B, B_head ~ U(-0.01, 0.01)
@@ -47,7 +47,7 @@ class CandidateUnit(nn.Module):
     """The c split candidates and K new neurons of one growable unit, with on/off masks.
 
     split_on / new_on switch candidates off (used to compare a candidate network with its materialisation).
-    Spec 2.2's scoring multipliers t are implicit: the score of a candidate is the derivative of the loss
+    The scoring multipliers t (book/notes/growth.md#notes-growth-scoring) are implicit: the score of a candidate is the derivative of the loss
     with respect to a factor t on its perturbation at t = 1, which `score_contributions` computes from the
     unit's outputs and their gradients.
     """
@@ -192,7 +192,7 @@ class CandidateLayer(nn.Module):
 
 class CandidateDepthwise(nn.Module):
     """A MobileNet depthwise conv on a 2c+K unit, with its eval-mode BN folded in: copies reuse their
-    parent's filter, each new channel gets a per-channel filter D (trained during growth, spec 2.6)."""
+    parent's filter, each new channel gets a per-channel filter D (trained during growth, book/notes/growth.md#notes-growth-mobilenet)."""
 
     def __init__(
         self,
@@ -242,7 +242,7 @@ class Candidate(nn.Module):
         model: a gearlib.models network (the backbone f_B or a grown net).
         new_neurons: K new neurons per growable unit.
         generator: seeds the initial V, A, B and D.
-        grow_stream: ResNet only; False keeps the tied stream widths fixed (spec 2.7 fallback).
+        grow_stream: ResNet only; False keeps the tied stream widths fixed (book/notes/growth.md#notes-growth-resnet-fallback).
     """
 
     def __init__(
@@ -297,7 +297,7 @@ class Candidate(nn.Module):
             _set_module(net, layer.module, CandidateLayer(module, src, dst, generator, bn))
 
     def train(self, mode: bool = True) -> Candidate:
-        """The candidate network always stays in eval mode (BN uses running statistics, spec 2.2)."""
+        """The candidate network always stays in eval mode (BN uses running statistics, book/notes/growth.md#notes-growth-candidate-forward)."""
         return super().train(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -317,7 +317,7 @@ class Candidate(nn.Module):
         return params
 
     def penalty(self, split_weight: float, new_fan_in_weight: float) -> torch.Tensor:
-        """split_weight * sum ||V||^2 + new_fan_in_weight * sum ||A||^2 (spec 2.3: 1e-2 and 1e-2 * 1e-2)."""
+        """split_weight * sum ||V||^2 + new_fan_in_weight * sum ||A||^2 (book/notes/growth.md#notes-growth-perturb: 1e-2 and 1e-2 * 1e-2)."""
         terms = [
             split_weight * m.V.pow(2).sum() + new_fan_in_weight * m.A.pow(2).sum()
             for _, m in self.wrapped_layers()

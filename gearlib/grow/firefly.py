@@ -1,4 +1,4 @@
-"""One Firefly width-growth step, "split + new neurons" mode (spec 2.3):
+"""One Firefly width-growth step, "split + new neurons" mode (book/notes/growth.md#notes-growth-step):
 candidate -> train perturbations -> score -> select under the growth-ratio budget -> materialise.
 """
 
@@ -8,7 +8,7 @@ import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -23,7 +23,7 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SPLIT_PENALTY = 1e-2  # on sum ||V_l||^2
 NEW_FAN_IN_PENALTY = 1e-2 * 1e-2  # on sum ||A_l||^2
 RMSPROP_PRESETS = {
-    "official": {"lr": 1e-3, "alpha": 0.9, "momentum": 0.1},  # klightz/Firefly code (spec 9 item 2)
+    "official": {"lr": 1e-3, "alpha": 0.9, "momentum": 0.1},  # Firefly's public code
     "text": {"lr": 1e-3, "alpha": 0.1, "momentum": 0.9},  # GEARnn Appendix A as printed
 }
 
@@ -84,7 +84,7 @@ def _groups(graph: GrowthGraph, grow_stream: bool) -> List[List[str]]:
 
 
 def group_budget(widths: Sequence[int], growth_ratio: float) -> int:
-    """M_Gr = floor(gamma * sum_{l in Gr} c_l), counted on the widths before growth (spec 2.3)."""
+    """M_Gr = floor(gamma * sum_{l in Gr} c_l), counted on the widths before growth (book/notes/growth.md#notes-growth-budget)."""
     return int(math.floor(growth_ratio * sum(widths) + 1e-9))
 
 
@@ -95,7 +95,7 @@ def check_feasible(
     new_neurons: int,
     grow_stream: bool = True,
 ) -> None:
-    """Raise ValueError unless every budget group can supply M_Gr + 1 candidates (spec 2.3).
+    """Raise ValueError unless every budget group can supply M_Gr + 1 candidates (book/notes/growth.md#notes-growth-feasibility).
 
     Feasible iff M_Gr < sum_{l in Gr}(c_l + K), i.e. gamma < 1 + K * |Gr| / sum c_l (1 + K / c_0 for a
     uniform backbone). Call it at configuration time.
@@ -172,7 +172,7 @@ def train_perturbations(
     progress: bool = True,
     channels_last: bool = False,
 ) -> List[float]:
-    """Perturbation training (spec 2.3 step 3): one pass, RMSprop on V, A, B (and D) at a constant lr.
+    """Perturbation training (book/notes/growth.md#notes-growth-perturb): one pass, RMSprop on V, A, B (and D) at a constant lr.
 
     Loss = task loss + 1e-2 * sum(||V||^2 + 1e-2 * ||A||^2); the backbone stays frozen and in eval mode.
 
@@ -205,7 +205,7 @@ def score_candidates(
     progress: bool = True,
     channels_last: bool = False,
 ) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
-    """Scoring pass (spec 2.3 step 4): s_c = mean over batches of dL/dt_c at t = 1, task loss only.
+    """Scoring pass (book/notes/growth.md#notes-growth-scoring): s_c = mean over batches of dL/dt_c at t = 1, task loss only.
 
     Returns:
         unit name -> (split scores [c_l], new-neuron scores [K]), on the CPU; lower is better.
@@ -247,7 +247,7 @@ def select_candidates(
     groups: Sequence[Sequence[str]],
     budgets: Sequence[int],
 ) -> Tuple[Dict[str, UnitSelection], List[float]]:
-    """Selection (spec 2.3 step 5): per group, keep every candidate scoring <= the (M+1)-th smallest.
+    """Selection (book/notes/growth.md#notes-growth-selection): per group, keep every candidate scoring <= the (M+1)-th smallest.
 
     Args:
         scores: unit -> (split scores, new scores); groups: unit names per budget group; budgets: M per group.
@@ -284,7 +284,7 @@ def ratio_for_size(
     target_fraction: float,
     iterations: int = 40,
 ) -> float:
-    """Bisection on gamma so that the grown network's size fraction reaches `target_fraction` (spec 3).
+    """Bisection on gamma so that the grown network's size fraction reaches `target_fraction` (book/notes/nshot.md#notes-nshot-bisection).
 
     Uses the scores already computed, so each trial only re-runs the selection. Returns the smallest gamma
     (to bisection precision) whose grown size >= target, or the largest feasible gamma if none reaches it.
@@ -325,20 +325,13 @@ def _stopwatch(seconds: Dict[str, float], name: str, device: torch.device) -> It
     seconds[name] = time.perf_counter() - start
 
 
-def default_loss_fn() -> LossFn:
-    """The task loss: gearlib.augment.jsd.task_loss if present, else CE on the clean view."""
-    from gearlib.train.stage import default_loss_fn as stage_default
-
-    return stage_default()
-
-
 def firefly_step(
     model: GrowableNet,
     batches: Iterable,
     growth_ratio: float,
     new_neurons: int = 70,
     *,
-    loss_fn: Optional[LossFn] = None,
+    loss_fn: LossFn,
     device: Optional[Union[str, torch.device]] = None,
     generator: Optional[torch.Generator] = None,
     rmsprop: Union[str, Mapping[str, float]] = "official",
@@ -353,66 +346,85 @@ def firefly_step(
     """One Firefly growth step (E_g = 1): f_G = G(f_B) under the neuron budget C(f) <= (1 + gamma) C(f_B).
 
     Args:
-        model: the network to grow (a gearlib.models model); it is not modified.
-        batches: batch source yielding (x [J*B,3,H,W] float in [0,1], y [B]); one pass to train the
-            perturbations, a second pass to score (or `score_batches` for the second pass).
+        model: the network to grow (a gearlib.models model); not modified.
+        batches: (x [J*B,3,H,W] in [0,1], y [B]) batches: one pass trains the perturbations, a second one
+            (over `score_batches` if given) scores the candidates.
         growth_ratio: gamma; each budget group may add floor(gamma * sum c_l) + 1 neurons (plus ties).
         new_neurons: K new neurons offered per growable unit (70; 40 under the jetson profile).
-        loss_fn: task loss L(logits, y); default gearlib.augment.jsd.task_loss, else CE on the clean view.
-        device: where to run (default: the model's device).
-        generator: seeds the initial growth tensors V, A, B, D (CPU generator).
+        loss_fn: task loss L(logits, y) of the phase (clean CE, or CE + lambda * JSD on ERA batches).
+        device, generator: where to run (default: the model's device); seeds of V, A, B, D (CPU).
         rmsprop: "official" (alpha 0.9, momentum 0.1), "text" (alpha 0.1, momentum 0.9) or a dict; lr 1e-3.
-        max_batches: cap on batches per pass (smoke runs).
-        progress: tqdm bars.
-        dw_new_init: MobileNet new depthwise filters, "trained" (default) or "official_zero" (spec 2.6).
-        grow_stream: ResNet only; False grows only the 8 inner widths (spec 2.7 fallback).
-        target_fraction: if set, gamma is found by bisection so the grown size fraction reaches it
-            (N-shot growth); `growth_ratio` then only seeds the record.
-        score_batches: batch source for the scoring pass (default: `batches`).
-        channels_last: run both passes in NHWC memory layout (faster convolutions on CUDA and most CPUs);
-            the result is the same up to floating-point rounding.
-
-    Returns:
-        (grown model in train mode, GrowthRecord).
+        max_batches, progress: cap on batches per pass (smoke runs); tqdm bars.
+        dw_new_init, grow_stream: MobileNet's new depthwise filters, "trained" or "official_zero";
+            ResNet only: False grows only the 8 inner widths.
+        target_fraction: if set, gamma is found by bisection so that the grown size fraction reaches it.
+        channels_last: NHWC where safe (gearlib.models.layout); same result up to rounding.
+    Returns (grown model in train mode, GrowthRecord).
     """
-    if dw_new_init not in DW_NEW_INITS:
-        raise ValueError(f"dw_new_init must be one of {DW_NEW_INITS}, got {dw_new_init!r}")
-    rmsprop = rmsprop_settings(rmsprop)  # validate early
-    if target_fraction is None:  # with a target, the bisection only tries feasible ratios
-        check_feasible(model.arch, model.widths, growth_ratio, new_neurons, grow_stream)
-    elif not target_fraction > 0:
-        raise ValueError(f"target_fraction must be > 0, got {target_fraction}")
+    rmsprop = _check_step(
+        model, growth_ratio, new_neurons, rmsprop, dw_new_init, grow_stream, target_fraction
+    )
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    loss_fn = loss_fn if loss_fn is not None else default_loss_fn()
-    seconds: Dict[str, float] = {}
-    score_source = batches if score_batches is None else score_batches
-    passes = {
-        "device": device,
-        "max_batches": max_batches,
-        "progress": progress,
-        "channels_last": channels_last,
-    }
-
     candidate = Candidate(model, new_neurons, generator=generator, grow_stream=grow_stream).to(device)
     channels_last = use_channels_last(candidate, device, channels_last)  # oneDNN issue 6035
-    passes["channels_last"] = channels_last
     candidate.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    passes = dict(device=device, max_batches=max_batches, progress=progress, channels_last=channels_last)
+    seconds: Dict[str, float] = {}  # perturb, score, materialise
     with _stopwatch(seconds, "perturb", device):
         losses = train_perturbations(candidate, batches, loss_fn, rmsprop=rmsprop, **passes)
     with _stopwatch(seconds, "score", device):
-        scores = score_candidates(candidate, score_source, loss_fn, **passes)
+        scores = score_candidates(candidate, score_batches or batches, loss_fn, **passes)
     groups = _groups(candidate.graph, grow_stream)
-    if target_fraction is not None:
+    if target_fraction is not None:  # N-shot growth to a size: gamma from the scores
         growth_ratio = ratio_for_size(candidate, scores, groups, target_fraction)
     budgets = _budgets(candidate, groups, growth_ratio)
     selection, thresholds = select_candidates(scores, groups, budgets)
     with _stopwatch(seconds, "materialise", device):
         grown = materialise(candidate, selection, dw_new_init=dw_new_init)
+    record = _record(
+        model, grown, candidate, scores, groups, budgets, selection, thresholds,
+        growth_ratio=float(growth_ratio), perturb_losses=losses, seconds=seconds, target_fraction=target_fraction,
+        options={"rmsprop": rmsprop, "dw_new_init": dw_new_init, "grow_stream": grow_stream},
+    )  # fmt: skip
+    return grown, record
 
+
+def _check_step(
+    model: GrowableNet,
+    growth_ratio: float,
+    new_neurons: int,
+    rmsprop: Union[str, Mapping[str, float]],
+    dw_new_init: str,
+    grow_stream: bool,
+    target_fraction: Optional[float],
+) -> Dict[str, float]:
+    """Refuse a growth step that cannot run, before any pass; returns the RMSprop settings."""
+    if dw_new_init not in DW_NEW_INITS:
+        raise ValueError(f"dw_new_init must be one of {DW_NEW_INITS}, got {dw_new_init!r}")
+    settings = rmsprop_settings(rmsprop)
+    if target_fraction is None:  # with a target, the bisection only tries feasible ratios
+        check_feasible(model.arch, model.widths, growth_ratio, new_neurons, grow_stream)
+    elif not target_fraction > 0:
+        raise ValueError(f"target_fraction must be > 0, got {target_fraction}")
+    return settings
+
+
+def _record(
+    model: GrowableNet,
+    grown: GrowableNet,
+    candidate: Candidate,
+    scores: Dict[str, Tuple[torch.Tensor, torch.Tensor]],
+    groups: List[List[str]],
+    budgets: List[int],
+    selection: Dict[str, UnitSelection],
+    thresholds: List[float],
+    **extra: Any,
+) -> GrowthRecord:
+    """The GrowthRecord of a step: per-unit selections and scores, sizes, and `extra` fields as given."""
     names = [u.name for u in candidate.graph.growable]
     empty = UnitSelection([], [])
     full = param_count(model.arch, None, model.num_classes)
-    record = GrowthRecord(
+    return GrowthRecord(
         arch=model.arch,
         unit_names=names,
         widths_before=list(model.widths),
@@ -425,21 +437,16 @@ def firefly_step(
         thresholds=thresholds,
         split_scores=[scores[n][0].tolist() if n in scores else [] for n in names],
         new_scores=[scores[n][1].tolist() if n in scores else [] for n in names],
-        growth_ratio=float(growth_ratio),
-        new_neurons=int(new_neurons),
-        perturb_losses=losses,
-        seconds=seconds,
+        new_neurons=candidate.new_neurons,
         size_before=count_params(model) / full,
         size_after=count_params(grown) / full,
-        target_fraction=target_fraction,
-        options={"rmsprop": rmsprop, "dw_new_init": dw_new_init, "grow_stream": grow_stream},
+        **extra,
     )
-    return grown, record
 
 
 def zero_growth_tensors(candidate: Candidate) -> None:
     """Zero every V and B (split directions and new neurons' outgoing weights): the materialised network
-    then computes exactly the backbone's function (spec 2.4, exact-preservation variant)."""
+    then computes exactly the backbone's function (book/notes/growth.md#notes-growth-function, exact-preservation variant)."""
     with torch.no_grad():
         for _, module in candidate.wrapped_layers():
             for name in ("V", "B"):

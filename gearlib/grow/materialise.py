@@ -1,4 +1,4 @@
-"""Materialisation (spec 2.4): turn a trained candidate network and a selection into the grown network.
+"""Materialisation (book/notes/growth.md#notes-growth-materialise): turn a trained candidate network and a selection into the grown network.
 
 New channel order per unit: [existing c | copies of the selected splits S | selected new neurons N].
 """
@@ -119,7 +119,7 @@ def materialise(candidate: Candidate, selection: Selection, *, dw_new_init: str 
         selection: unit name -> UnitSelection(split indices S_l, new indices N_l); units not listed do not grow.
         dw_new_init: "trained" keeps the new depthwise filters D learnt during growth (the grown network
             then equals the candidate network with unselected candidates switched off); "official_zero"
-            zeroes them as the Firefly code does (spec 2.6).
+            zeroes them as the Firefly code does (book/notes/growth.md#notes-growth-mobilenet).
 
     Returns:
         A fresh model of the candidate's architecture at the grown widths, in train mode, on the same device.

@@ -5,6 +5,7 @@ Importing this package never imports pynvml or jtop; the meters import them insi
 
 from __future__ import annotations
 
+from gearlib.measure.auto import Backend, auto_meter
 from gearlib.measure.energy import (
     CallableMeter,
     EnergyMeter,
@@ -12,7 +13,6 @@ from gearlib.measure.energy import (
     HardwareUnavailable,
     NullMeter,
     Reading,
-    auto_meter,
     paper_energy,
     trapezoid_energy,
 )
@@ -25,6 +25,7 @@ from gearlib.measure.rapl import RaplMeter, find_rapl_zones, rapl_delta_uj
 from gearlib.measure.timer import Timer, cuda_sync_fn
 
 __all__ = [
+    "Backend",
     "CallableMeter",
     "EnergyMeter",
     "EnergyReport",

@@ -1,7 +1,8 @@
-"""Energy meters: one polling interface over NVML, jetson-stats, RAPL or nothing, and the energy integrals.
+"""Energy meters: the polling base class, its data types, the time-only NullMeter and the energy integrals.
 
-E = sum of trapezoids of power P(t) over real timestamps (counters: summed per-poll deltas), plus the
-GEARnn paper's estimate E_paper = sum_k P_k * Delta (mean power per poll times the nominal poll period).
+Backends (nvml.py, jtop.py, rapl.py) build on this module and auto.py picks one; nothing here imports them.
+E = trapezoids of power P(t) over real timestamps (counters: summed per-poll deltas); the GEARnn paper's
+estimate E_paper = sum_k P_k * Delta (mean power per poll times the nominal poll period).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ __all__ = [
     "NullMeter",
     "trapezoid_energy",
     "paper_energy",
-    "auto_meter",
 ]
 
 NAN = float("nan")
@@ -496,77 +496,3 @@ class NullMeter(EnergyMeter):
 
     def _read(self, t: float) -> Reading:
         return Reading()
-
-
-_BACKENDS = ("nvml", "jtop", "rapl", "none")
-_ALIASES = {"null": "none", "time": "none", "auto": None, "nvidia": "nvml", "jetson": "jtop", "cpu": "rapl"}
-
-
-def _build_backend(name: str, device: Any, interval: Optional[float]) -> EnergyMeter:
-    if name == "nvml":
-        from gearlib.measure.nvml import NvmlMeter
-
-        return NvmlMeter(device=device, interval=interval)
-    if name == "jtop":
-        from gearlib.measure.jtop import JtopMeter
-
-        return JtopMeter(interval=interval)
-    if name == "rapl":
-        from gearlib.measure.rapl import RaplMeter
-
-        return RaplMeter(interval=interval)
-    return NullMeter()
-
-
-def _device_type(device: Any) -> Optional[str]:
-    if device is None:
-        return None
-    return str(getattr(device, "type", device)).split(":")[0]
-
-
-def auto_meter(
-    device: Any = None,
-    interval: Optional[float] = None,
-    prefer: Optional[str] = None,
-    strict: bool = False,
-) -> EnergyMeter:
-    """Pick the energy meter for this machine.
-
-    Auto-detect order: NVML (skipped when `device` is explicitly CPU), jtop, RAPL, then a NullMeter whose
-    reason lists why each source failed. An explicit `prefer` overrides the order.
-
-    Args:
-        device: the compute device ("cuda:1", torch.device, "cpu" or None).
-        interval: poll period in s (default: the backend's).
-        prefer: 'nvml', 'jtop', 'rapl' or 'none' (aliases 'null', 'auto'); None = auto-detect.
-        strict: with `prefer`, raise HardwareUnavailable instead of falling back to time only.
-
-    Returns:
-        An EnergyMeter; `meter.source`, `meter.reason` and `meter.describe()` say what was chosen and why.
-    """
-    if prefer is not None:
-        key = prefer.lower().strip()
-        key = _ALIASES.get(key, key)
-        if key is not None and key not in _BACKENDS:
-            raise ValueError(f"prefer={prefer!r} is not an energy backend; use one of {_BACKENDS} or None")
-        prefer = key
-    if prefer == "none":
-        return NullMeter(reason="time only requested (prefer='none')")
-    if prefer is not None:
-        meter = _build_backend(prefer, device, interval)
-        if meter.available:
-            return meter
-        if strict:
-            raise HardwareUnavailable(f"{prefer} requested but unavailable: {meter.reason}")
-        return NullMeter(reason=f"{prefer} requested but unavailable ({meter.reason}): time only")
-
-    reasons = []
-    for name in ("nvml", "jtop", "rapl"):
-        if name == "nvml" and _device_type(device) not in (None, "cuda"):
-            reasons.append(f"NVML skipped for device {device!s}")
-            continue
-        meter = _build_backend(name, device, interval)
-        if meter.available:
-            return meter
-        reasons.append(meter.reason)
-    return NullMeter(reason="; ".join(reasons) + ": time only")

@@ -12,6 +12,10 @@ import subprocess
 import sys
 from typing import Any, Dict, Optional
 
+import torch
+
+from gearlib.measure.auto import auto_meter
+
 
 def _read_text(path: str) -> Optional[str]:
     try:
@@ -60,9 +64,7 @@ def hardware_info(device: Any = None, energy: bool = True) -> Dict[str, Any]:
         Dict with python, platform, cpu_model, cpu_cores, torch_threads, torch, torchvision, cuda,
         cuda_device, jetson_model, l4t_release, nvpmodel and energy_backend.
     """
-    import torch
-
-    try:
+    try:  # lazy: only its version is wanted, and a torchvision built for another torch raises on import
         import torchvision
 
         tv_version: Optional[str] = torchvision.__version__
@@ -86,7 +88,5 @@ def hardware_info(device: Any = None, energy: bool = True) -> Dict[str, Any]:
         info["cuda_device"] = torch.cuda.get_device_name(index)
     info.update(jetson_info())
     if energy:
-        from gearlib.measure.energy import auto_meter
-
         info["energy_backend"] = auto_meter(device=device).describe()
     return info

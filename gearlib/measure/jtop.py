@@ -99,7 +99,7 @@ class JtopMeter(EnergyMeter):
             raise HardwareUnavailable(
                 f"no jtop service ({self._socket} missing; not a Jetson or jtop.service off)"
             )
-        try:
+        try:  # lazy: jetson-stats is the optional [jetson] extra, present on Jetsons only
             from jtop import jtop
         except ImportError as err:
             raise HardwareUnavailable(

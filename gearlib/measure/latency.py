@@ -5,10 +5,11 @@ Reports median, interquartile range and mean in ms (plus an optional batched tim
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -82,6 +83,80 @@ def _time_forwards(
     return times
 
 
+def _check_arguments(input_shape: Sequence[int], warmup: int, iters: int) -> None:
+    """ValueError naming the bad value when the counts or the input shape cannot be timed."""
+    if warmup < 0 or iters < 1:
+        raise ValueError(f"warmup={warmup} must be >= 0 and iters={iters} >= 1 (defaults: 20 and 200)")
+    if len(input_shape) < 2:
+        raise ValueError(
+            f"input_shape={tuple(input_shape)} must include the batch dimension, e.g. (1, 3, 32, 32)"
+        )
+
+
+def _resolve_device(model: nn.Module, device: Any) -> torch.device:
+    """`device` as a torch.device; None means where the model's first parameter lives (CPU without any)."""
+    if device is None:
+        first = next(iter(model.parameters()), None)
+        device = first.device if first is not None else torch.device("cpu")
+    return torch.device(device)
+
+
+@contextlib.contextmanager
+def _eval_on(model: nn.Module, device: torch.device, threads: Optional[int]) -> Iterator[None]:
+    """Run the body with the model on `device` in eval mode (and `threads` CPU threads); restore both after."""
+    old_threads = torch.get_num_threads()
+    was_training = model.training
+    model.to(device).eval()
+    try:
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        yield
+    finally:
+        torch.set_num_threads(old_threads)
+        model.train(was_training)
+
+
+def _batched_ms_per_sample(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    device: torch.device,
+    batch_size: int,
+    warmup: int,
+    iters: int,
+    sync: Optional[Callable[[], None]],
+    clock: Callable[[], float],
+    generator: Optional[torch.Generator],
+) -> float:
+    """Median time of a batch of `batch_size` divided by the batch size, in ms (fewer, shorter runs)."""
+    xb = torch.rand((batch_size, *input_shape[1:]), generator=generator).to(device)
+    batch_times = _time_forwards(model, xb, max(1, warmup // 4), max(5, iters // 10), sync, clock)
+    return statistics.median(batch_times) * 1000.0 / batch_size
+
+
+def _summarise(
+    times: Sequence[float],
+    warmup: int,
+    batch_ms: Optional[float],
+    batch_size: Optional[int],
+    device: torch.device,
+    threads: int,
+) -> LatencyReport:
+    """The LatencyReport of per-forward times in s: median, IQR and mean in ms."""
+    times_ms = [t * 1000.0 for t in times]
+    return LatencyReport(
+        median_ms=statistics.median(times_ms),
+        iqr_ms=_quantile(times_ms, 0.75) - _quantile(times_ms, 0.25),
+        mean_ms=statistics.fmean(times_ms),
+        iters=len(times_ms),
+        warmup=warmup,
+        batch_ms_per_sample=batch_ms,
+        batch_size=batch_size if batch_ms is not None else None,
+        device=str(device),
+        threads=threads,
+        times_ms=times_ms,
+    )
+
+
 def inference_latency(
     model: nn.Module,
     input_shape: Sequence[int] = (1, 3, 32, 32),
@@ -102,8 +177,8 @@ def inference_latency(
         model: the network.
         input_shape: one input (1, C, H, W); host-to-device copy is excluded.
         device: where to run (default: the model's device).
-        warmup: untimed forwards first (lazy init, cuDNN autotune, clock ramp); the spec asks >= 20.
-        iters: timed forwards (the spec asks >= 200).
+        warmup: untimed forwards first (lazy init, cuDNN autotune, clock ramp); keep it >= 20.
+        iters: timed forwards (keep it >= 200 for a stable median).
         threads: torch CPU threads during the run (restored afterwards); reported either way.
         sync: hook called before every clock read (default: torch.cuda.synchronize on CUDA, none on CPU).
         clock: time source in s (default time.perf_counter); injectable for tests.
@@ -113,47 +188,18 @@ def inference_latency(
     Returns:
         LatencyReport with median, IQR and mean in ms.
     """
-    if warmup < 0 or iters < 1:
-        raise ValueError(f"warmup={warmup} must be >= 0 and iters={iters} >= 1 (the spec uses 20 and 200)")
-    if len(input_shape) < 2:
-        raise ValueError(
-            f"input_shape={tuple(input_shape)} must include the batch dimension, e.g. (1, 3, 32, 32)"
-        )
-    if device is None:
-        first = next(iter(model.parameters()), None)
-        device = first.device if first is not None else torch.device("cpu")
-    device = torch.device(device)
+    _check_arguments(input_shape, warmup, iters)
+    device = _resolve_device(model, device)
     if sync is None:
         sync = cuda_sync_fn(device)
-    old_threads = torch.get_num_threads()
-    was_training = model.training
-    model.to(device).eval()
-    try:
-        if threads is not None:
-            torch.set_num_threads(int(threads))
+    batch_ms = None
+    with _eval_on(model, device, threads):
         x = torch.rand(tuple(input_shape), generator=generator).to(device)
         with torch.inference_mode():
             times = _time_forwards(model, x, warmup, iters, sync, clock)
-            batch_ms = None
             if batch_size is not None and batch_size > 1:
-                xb = torch.rand((batch_size, *input_shape[1:]), generator=generator).to(device)
-                batch_iters = max(5, iters // 10)
-                batch_times = _time_forwards(model, xb, max(1, warmup // 4), batch_iters, sync, clock)
-                batch_ms = statistics.median(batch_times) * 1000.0 / batch_size
+                batch_ms = _batched_ms_per_sample(
+                    model, input_shape, device, batch_size, warmup, iters, sync, clock, generator
+                )
         used_threads = torch.get_num_threads()
-    finally:
-        torch.set_num_threads(old_threads)
-        model.train(was_training)
-    times_ms = [t * 1000.0 for t in times]
-    return LatencyReport(
-        median_ms=statistics.median(times_ms),
-        iqr_ms=_quantile(times_ms, 0.75) - _quantile(times_ms, 0.25),
-        mean_ms=statistics.fmean(times_ms),
-        iters=iters,
-        warmup=warmup,
-        batch_ms_per_sample=batch_ms,
-        batch_size=batch_size if batch_ms is not None else None,
-        device=str(device),
-        threads=used_threads,
-        times_ms=times_ms,
-    )
+    return _summarise(times, warmup, batch_ms, batch_size, device, used_threads)

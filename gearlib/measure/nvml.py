@@ -23,11 +23,12 @@ def _cuda_index(device: Any) -> Optional[int]:
         return None
     if isinstance(device, int):
         return device
-    kind = str(getattr(device, "type", device))
-    index = getattr(device, "index", None)
-    if index is None and ":" in str(device):
-        index = int(str(device).split(":")[1])
-    if kind.split(":")[0] != "cuda":
+    if isinstance(device, str):  # str has an .index method: parse 'cuda:N' instead of reading attributes
+        kind, _, number = device.partition(":")
+        index: Optional[int] = int(number) if number else None
+    else:
+        kind, index = str(getattr(device, "type", device)), getattr(device, "index", None)
+    if kind != "cuda":
         raise ValueError(f"device={device!r} is not a CUDA device; NVML meters NVIDIA GPUs (use 'cuda:N')")
     return 0 if index is None else int(index)
 
@@ -104,7 +105,7 @@ class NvmlMeter(EnergyMeter):
     def _import(self) -> Any:
         if self._nvml_module is not None:
             return self._nvml_module
-        try:
+        try:  # lazy: importing gearlib.measure must not load the NVML library (only start() and probes do)
             import pynvml
         except ImportError as err:
             raise HardwareUnavailable(

@@ -1,6 +1,6 @@
 """Growable CIFAR / Tiny-ImageNet models (VGG-19, MobileNet-V1, ResNet-18) built from per-layer width lists.
 
-`build(arch, widths)` makes a model; `widths_of(model)` reads the width list back; sizes follow spec 6.
+`build(arch, widths)` makes a model; `widths_of(model)` reads the width list back; sizes follow book/notes/architectures.md#notes-arch-size.
 """
 
 from __future__ import annotations

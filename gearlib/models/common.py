@@ -66,7 +66,7 @@ class Layer:
 
 @dataclass
 class GrowthGraph:
-    """Units, weight layers and budget groups of one model (spec 2.5); what gearlib.grow needs to know."""
+    """Units, weight layers and budget groups of one model (book/notes/growth.md#notes-growth-groups); what gearlib.grow needs to know."""
 
     units: List[Unit]
     layers: List[Layer]

@@ -1,6 +1,6 @@
 """MobileNet-V1 for CIFAR as in the Firefly code: Swish everywhere, stride-1 stem, 1x1-conv head.
 
-14 growable widths (stem + 13 pointwise convs); each depthwise conv follows the unit it reads (spec 2.6).
+14 growable widths (stem + 13 pointwise convs); each depthwise conv follows the unit it reads (book/notes/growth.md#notes-growth-mobilenet).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Architecture registry: build a model from a width list, read widths back, count parameters and size.
 
-Size = parameters / parameters of the full-width model with the same head (spec 6); BN running stats excluded.
+Size = parameters / parameters of the full-width model with the same head (book/notes/architectures.md#notes-arch-size); BN running stats excluded.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def unit_names(arch: str) -> List[str]:
 
 
 def budget_groups(arch: str, grow_stream: bool = True) -> List[List[int]]:
-    """Budget groups of spec 2.5 as lists of width-list indices.
+    """Budget groups (book/notes/growth.md#notes-growth-groups) as lists of width-list indices.
 
     Args:
         arch: architecture name.
@@ -140,7 +140,7 @@ def size_fraction(
     num_classes: Optional[int] = None,
     input_size: Optional[int] = None,
 ) -> float:
-    """Size = params(model) / params(full-width model with the same head) (spec 6; e.g. 0.0138 for VGG c_0=45).
+    """Size = params(model) / params(full-width model with the same head) (book/notes/architectures.md#notes-arch-size; e.g. 0.0138 for VGG c_0=45).
 
     Args:
         model: the model to measure.

@@ -1,6 +1,6 @@
 """CIFAR ResNet-18 with tied residual-stream widths: 4 stream units and 8 inner (block) units.
 
-Width list order follows the network: [stream1, inner1_1, inner1_2, stream2, inner2_1, inner2_2, ...] (spec 2.7).
+Width list order follows the network: [stream1, inner1_1, inner1_2, stream2, inner2_1, inner2_2, ...] (book/notes/architectures.md#notes-arch-resnet).
 """
 
 from __future__ import annotations

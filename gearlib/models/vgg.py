@@ -1,6 +1,6 @@
 """VGG-19 for CIFAR as in the Firefly code: 16 x [3x3 conv, BN, ReLU], five max-pools, one linear head.
 
-All 16 conv widths are growable and form one budget group (spec 2.5, 6).
+All 16 conv widths are growable and form one budget group (book/notes/architectures.md#notes-arch-vgg).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Training: the stage trainer T(f, data, E) (gearlib.train.stage) that growth drivers and runners share.
+"""Training: the stage trainer T(f, data, E) (stage.py), method plans (methods.py) and the runner.
 
 Names are imported lazily so that `gearlib.train.cli` can load without importing torch.
 """

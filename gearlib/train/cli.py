@@ -83,9 +83,13 @@ def runs_command(args: argparse.Namespace) -> int:
 
 
 def methods_command(args: argparse.Namespace) -> int:
+    from gearlib.profiles import get_profile
     from gearlib.train.methods import METHODS
 
     width = max(len(n) for n in METHODS)
+    profile = get_profile("quadro")
     for name, method in METHODS.items():
-        print(f"{name:<{width}}  {method.description}  [{method.paper}]")
+        source = method.topology_source(profile)
+        needs = f" (its first step takes the widths of the {source} run)" if source else ""
+        print(f"{name:<{width}}  {method.description}  [{method.paper}]{needs}")
     return 0

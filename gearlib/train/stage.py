@@ -1,4 +1,4 @@
-"""The stage trainer T(f, data, E) of spec 3: Nesterov SGD, lr 0.1 x batch/128, x0.1 at E/2 and 3E/4.
+"""The stage trainer T(f, data, E) (book/notes/training.md#notes-training-stage): Nesterov SGD, lr 0.1 x batch/128, x0.1 at E/2 and 3E/4.
 
 The schedule restarts every stage; hooks (start_epoch, optimizer/scheduler state, on_epoch_end) let a runner
 checkpoint and resume.
@@ -7,6 +7,7 @@ checkpoint and resume.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 import warnings
@@ -17,16 +18,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gearlib.augment.jsd import JSD_LAMBDA, task_loss
 from gearlib.models.layout import use_channels_last
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 EpochHook = Callable[[int, nn.Module, torch.optim.Optimizer, Any, Dict[str, float]], None]
-JSD_WEIGHT = 12.0  # lambda of L_aug = CE(clean) + lambda * JSD
 
 
 @dataclass
 class StageConfig:
-    """Hyper-parameters of one training stage (spec 3 and 7, `train:`).
+    """Hyper-parameters of one training stage (book/notes/training.md#notes-training-stage).
 
     Attributes:
         lr: initial learning rate at the reference batch size (0.1 at 128).
@@ -86,17 +87,10 @@ def clean_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits[: y.shape[0]], y)
 
 
-def default_loss_fn() -> LossFn:
-    """gearlib.augment.jsd.task_loss with lambda = 12 if that module exists, else clean_cross_entropy."""
-    try:
-        from gearlib.augment.jsd import task_loss
-    except ImportError:
-        return clean_cross_entropy
-
-    def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return task_loss(logits, y, JSD_WEIGHT)
-
-    return loss
+def default_loss_fn(jsd_lambda: float = JSD_LAMBDA) -> LossFn:
+    """The task loss of every phase: CE on clean batches, CE(clean) + jsd_lambda * JSD on J-view batches
+    (gearlib.augment.jsd.task_loss; runs pass the profile's `jsd_lambda`)."""
+    return functools.partial(task_loss, weight=float(jsd_lambda))
 
 
 def infer_batch_size(batches: Iterable) -> Optional[int]:
@@ -110,7 +104,7 @@ def infer_batch_size(batches: Iterable) -> Optional[int]:
 
 
 def stage_lr(config: StageConfig, batch_size: Optional[int] = None) -> float:
-    """Initial lr of a stage: config.lr * B / reference batch (spec 3), or config.lr if B is unknown."""
+    """Initial lr of a stage: config.lr * B / reference batch (book/notes/training.md#notes-training-stage), or config.lr if B is unknown."""
     if batch_size is None or not config.scale_lr_with_batch:
         return config.lr
     return config.lr * batch_size / config.reference_batch_size
@@ -225,8 +219,8 @@ def train_stage(
         model: the network f (moved to `device`; channels_last if configured).
         batches: batch source, re-iterated each epoch, yielding (x [J*B,3,H,W] float in [0,1], y [B]).
         epochs: E, the stage length in epochs (0 returns at once).
-        config: StageConfig (default: spec values).
-        loss_fn: L(logits, y); default gearlib.augment.jsd.task_loss (lambda 12), else CE on the clean view.
+        config: StageConfig (default: the paper's values).
+        loss_fn: L(logits, y); default `default_loss_fn()` (CE, plus 12 x JSD on multi-view batches).
         device: default: the model's device.
         batch_size: B for the lr scaling; default: batches.batch_size or the first batch of a list.
         start_epoch: resume at this epoch (0-based); the lr schedule is fast-forwarded if no state is given.

@@ -1,16 +1,19 @@
 """The run store: every run lives in `<runs_dir>/<method>-<arch>-<dataset>-<profile>-<hash>/`.
 
-The hash covers the full configuration, so asking again for a finished run returns it without training;
-files are written atomically (temp file + rename), so a killed run never leaves a half-written file.
+The hash covers what training reads, so asking again for a finished run returns it without training; each
+evaluation setting has its own `eval-<hash>.json` inside. Files are written atomically (temp file + rename).
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
+
+import torch
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -20,6 +23,7 @@ WIDTHS = "widths.json"
 LOG = "epochs.csv"
 CHECKPOINT = "checkpoint.pt"
 FINAL = "final.pt"
+EVALUATION_PREFIX = "eval-"
 
 
 def runs_dir(path: Optional[PathLike] = None) -> Path:
@@ -41,6 +45,17 @@ def run_dir_for(config: Dict[str, Any], root: Optional[PathLike] = None) -> Path
     return runs_dir(root) / f"{name}-{config_hash(config)}"
 
 
+def evaluation_name(settings: Dict[str, Any]) -> str:
+    """File name of a run's evaluation under `settings` (the profile's evaluation fields)."""
+    return f"{EVALUATION_PREFIX}{config_hash(settings)}.json"
+
+
+def latest_evaluation(run_dir: Path) -> Dict[str, Any]:
+    """The most recently written evaluation of a run, or {} if it has none."""
+    files = sorted(run_dir.glob(f"{EVALUATION_PREFIX}*.json"), key=lambda f: f.stat().st_mtime)
+    return read_json(files[-1]) if files else {}
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with open(tmp, "w") as handle:
@@ -51,8 +66,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def save_torch_atomic(path: Path, obj: Any) -> None:
-    import torch
-
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     torch.save(obj, tmp)
     with open(tmp, "rb") as handle:
@@ -62,8 +75,6 @@ def save_torch_atomic(path: Path, obj: Any) -> None:
 
 def load_torch(path: Path) -> Any:
     """Load a checkpoint with weights_only=True (tensors, dicts, lists and numbers only)."""
-    import torch
-
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -87,6 +98,7 @@ def list_runs(root: Optional[PathLike] = None) -> List[Dict[str, Any]]:
     for folder in sorted(p for p in base.iterdir() if (p / CONFIG).is_file()):
         config = read_json(folder / CONFIG)
         metrics = finished_metrics(folder) or {}
+        metrics = {**metrics, **latest_evaluation(folder)} if metrics else metrics
         rows.append(
             {
                 "run": folder.name,
@@ -106,3 +118,27 @@ def list_runs(root: Optional[PathLike] = None) -> List[Dict[str, Any]]:
             }
         )
     return rows
+
+
+def read_epoch_log(run_dir: Path) -> List[Dict[str, Any]]:
+    """The rows of a run's epochs.csv (numbers parsed), or [] before its first epoch."""
+    path = run_dir / LOG
+    if not path.is_file():
+        return []
+    with open(path) as handle:
+        rows = list(csv.DictReader(handle))
+    return [{k: _number(v) for k, v in row.items()} for row in rows]
+
+
+def _number(text: str) -> Any:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return text
+    return int(value) if value.is_integer() and "." not in text and "e" not in text else value
+
+
+def unlink(path: Path) -> None:
+    """Remove a file if it exists."""
+    if path.exists():
+        path.unlink()

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gearlib.augment import AUGMIX_OPS, augmix, era, make_augment, mix_views, ops, reference
+from gearlib.augment import AUGMIX_OPS, augmix, defaults, era, make_augment, mix_views, ops, reference
 from gearlib.augment.augmix import AugMixOps
 from gearlib.augment.factory import AUGMENT_NAMES
 
@@ -265,6 +265,36 @@ def test_op_subset_and_reference_augmix() -> None:
         era(x, ops=["rotate", "colour"])
     with pytest.raises(ValueError, match="severity"):
         AugMixOps(severity=11)
+
+
+def test_named_op_groups_are_the_fixed_indices() -> None:
+    # The op index is part of the interface of apply_ops and augmix_magnitudes: these are the indices the
+    # ops always had, so a reordering of AUGMIX_OPS would fail here and not silently change the draws.
+    assert AUGMIX_OPS == ops.POINT_OPS + ops.GEOMETRIC_OPS
+    assert [ops.OP_INDEX[n] for n in ops.POINT_OPS] == [0, 1, 2, 3]
+    assert [ops.OP_INDEX[n] for n in ops.GEOMETRIC_OPS] == [4, 5, 6, 7, 8]
+    assert [ops.OP_INDEX[n] for n in ops.SHEAR_OPS] == [5, 6]
+    assert [ops.OP_INDEX[n] for n in ops.TRANSLATE_OPS] == [7, 8]
+    k = torch.arange(-1, len(AUGMIX_OPS))
+    assert ops.op_mask(k, *ops.GEOMETRIC_OPS).tolist() == (k >= 4).tolist()
+    assert ops.op_mask(k.numpy(), *ops.TRANSLATE_OPS).tolist() == ((k == 7) | (k == 8)).tolist()
+    with pytest.raises(ValueError, match="choose from"):
+        ops.op_mask(k, "brightness")
+
+
+def test_defaults_are_used_by_every_entry_point() -> None:
+    assert tuple(defaults.ERA_DEFAULTS) == (1, 3, 4) and tuple(defaults.ERA_J3) == (1, 3, 3)
+    assert tuple(defaults.AUGMIX_DEFAULTS) == (3, -1, 3)
+    assert (defaults.AUGMIX_SEVERITY, defaults.MIX_ALPHA, defaults.JSD_LAMBDA) == (3.0, 1.0, 12.0)
+    for name, mixing in (("era", defaults.ERA_DEFAULTS), ("era_j3", defaults.ERA_J3)):
+        knobs = make_augment(name).knobs
+        assert {k: knobs[k] for k in mixing._fields} == mixing.knobs()
+    assert make_augment("augmix").knobs["severity"] == defaults.AUGMIX_SEVERITY
+    # era() and augmix() without knobs give exactly the views of their presets.
+    x = _images(4)
+    for fn, name in ((era, "era"), (augmix, "augmix")):
+        plain, named = fn(x, generator=_gen(5)), make_augment(name)(x, generator=_gen(5))
+        assert len(plain) == len(named) and all(torch.equal(a, b) for a, b in zip(plain, named))
 
 
 def test_make_augment_names_and_errors() -> None:

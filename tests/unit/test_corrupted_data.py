@@ -1,6 +1,6 @@
 """Tests of the -C loaders (official layouts written here at tiny size) and of the resumable generator.
 
-Fixtures follow the spec's oracles 12, 13 and 15: values encode (corruption, severity, index).
+Fixture pixels encode (corruption, severity, index), so a loader that mixes up blocks or order fails.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gearlib.cli import main
 from gearlib.corrupt import CORRUPTIONS, corrupt
 from gearlib.corrupt import generate as gen
-from gearlib.data import corrupted
+from gearlib.data import corrupted, load_dataset
 from gearlib.data.corrupted import load_corrupted
 
 N = 5  # images per severity block
@@ -175,8 +176,6 @@ def labels_by_wnid(images, labels) -> dict:
 
 
 def test_tiny_imagenet_c_labels_agree_with_train_and_val(tmp_path):
-    from gearlib.data import load_dataset
-
     write_tiny(tmp_path)
     expected = {w: {sorted(WNIDS_FILE_ORDER).index(w)} for w in WNIDS_FILE_ORDER}
     c_set = load_corrupted("tinyimagenet", "fog", 2, data_dir=tmp_path)
@@ -320,8 +319,6 @@ def test_bad_generator_inputs(tmp_path):
 
 
 def test_cli_generates_a_loadable_set(tmp_path, capsys):
-    from gearlib.cli import main
-
     out = tmp_path / "cifar10-c"
     argv = ["corrupt", "--dataset", "synthetic", "--limit", "4", "--corruptions", "fog", "pixelate"]
     argv += ["--severities", "1", "3", "--out", str(out), "--no-progress", "--seed", "2"]

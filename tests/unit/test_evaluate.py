@@ -13,6 +13,8 @@ import pytest
 import torch
 
 from gearlib.corrupt import BENCHMARK_CORRUPTIONS, CORRUPTIONS, EXTRA_CORRUPTIONS
+from gearlib.corrupt.generate import generate_corrupted_set
+from gearlib.data import ImageDataset
 from gearlib.evaluate import (
     RobustResult,
     accuracy_table,
@@ -168,8 +170,6 @@ def test_generate_mode_without_a_c_set(tmp_path):
 
 
 def test_generate_mode_matches_disk_mode_on_a_generated_set(tmp_path):
-    from gearlib.corrupt.generate import generate_corrupted_set
-
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, size=(12, 32, 32, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, size=12)
@@ -187,8 +187,6 @@ def test_generate_mode_matches_disk_mode_on_a_generated_set(tmp_path):
 
 
 def test_clean_accuracy_accepts_tensors_arrays_and_datasets():
-    from gearlib.data import ImageDataset
-
     images = torch.zeros(10, 3, 32, 32, dtype=torch.uint8)
     labels = torch.tensor([0] * 7 + [1] * 3)
     assert clean_accuracy(ConstantModel(0), images, labels, batch_size=3) == pytest.approx(70.0)

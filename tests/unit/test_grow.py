@@ -17,12 +17,8 @@ from gearlib.grow import (
     check_feasible,
     firefly_step,
     materialise,
-    n_shot_growth,
-    one_shot_growth,
-    per_step_ratio,
     score_candidates,
     select_candidates,
-    split_epochs,
     train_perturbations,
     zero_growth_tensors,
 )
@@ -187,7 +183,7 @@ def test_firefly_step_budget_and_loss(arch):
     ] == record.widths_after
     assert widths_of(grown) == record.widths_after
     assert record.size_after == pytest.approx(size_fraction(grown))
-    # the trained perturbations do not make the training loss worse (spec 2.4)
+    # the trained perturbations do not make the training loss worse (book/notes/growth.md#notes-growth-function)
     assert eval_loss(grown, batches) <= before * 1.01
     # the grown model rebuilt from its width list has the same parameter shapes
     rebuilt = build(arch, widths_of(grown), num_classes=4)
@@ -233,7 +229,7 @@ def test_channels_last_growth_matches_default_layout(arch):
 
 def _loss_with_scaled_candidate(candidate, unit, kind, index, factor, x, y):
     """Loss after scaling candidate `index` of `unit` by `factor` in every layer that writes the unit: the
-    split direction V (kind 0) or the new neuron's fan-in A (kind 1). This is spec 2.2's t_c = factor."""
+    split direction V (kind 0) or the new neuron's fan-in A (kind 1). This is t_c = factor (book/notes/growth.md#notes-growth-scoring)."""
     producers = [m for _, m in candidate.wrapped_layers() if getattr(m, "dst", None) is unit]
     tensors = [getattr(m, "V" if kind == 0 else "A") for m in producers]
     saved = [t[index].clone() for t in tensors]
@@ -248,7 +244,7 @@ def _loss_with_scaled_candidate(candidate, unit, kind, index, factor, x, y):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_scores_are_loss_derivatives(arch):
-    """s_c = dL/dt_c at t = 1 (spec 2.3 step 4), checked against central differences of the loss in float64
+    """s_c = dL/dt_c at t = 1 (book/notes/growth.md#notes-growth-scoring), checked against central differences of the loss in float64
     for the largest split and new-neuron score of every unit (ResNet's tied units have several producers)."""
     _, candidate = trained_candidate(arch)
     candidate = candidate.double()
@@ -293,22 +289,29 @@ def test_selection_keeps_ties():
 
 
 def test_infeasible_budget_raises():
-    # spec 2.3: K = 40, c_0 = 45 -> gamma < 1 + 40/45 = 1.889
+    # book/notes/growth.md#notes-growth-feasibility: K = 40, c_0 = 45 -> gamma < 1 + 40/45 = 1.889
     check_feasible("mobilenet_v1", 45, 1.8, 40)
     with pytest.raises(ValueError, match="infeasible"):
         check_feasible("mobilenet_v1", 45, 2.0, 40)
     with pytest.raises(ValueError, match="gamma"):
         check_feasible("vgg19", 4, -0.1, 3)
     with pytest.raises(ValueError, match="infeasible"):
-        firefly_step(build("vgg19", 4), learnable_batches(n=16), 1 + K / 4, K, progress=False)
+        firefly_step(
+            build("vgg19", 4),
+            learnable_batches(n=16),
+            1 + K / 4,
+            K,
+            loss_fn=clean_cross_entropy,
+            progress=False,
+        )
 
 
 def test_bad_options_raise():
     model, batches = build("vgg19", 3), learnable_batches(n=16)
     with pytest.raises(ValueError, match="official"):
-        firefly_step(model, batches, 0.5, K, rmsprop="fast", progress=False)
+        firefly_step(model, batches, 0.5, K, loss_fn=clean_cross_entropy, rmsprop="fast", progress=False)
     with pytest.raises(ValueError, match="dw_new_init"):
-        firefly_step(model, batches, 0.5, K, dw_new_init="zero", progress=False)
+        firefly_step(model, batches, 0.5, K, loss_fn=clean_cross_entropy, dw_new_init="zero", progress=False)
 
 
 def test_grown_network_learns_faster_than_backbone():
@@ -334,77 +337,18 @@ def test_grown_network_learns_faster_than_backbone():
     assert loss_grown < 0.9 * loss_plain
 
 
-# ---------------------------------------------------------------- drivers
+# ---------------------------------------------------------------- growth to a size (N-shot)
 
 
-def test_split_epochs_and_per_step_ratio():
-    assert split_epochs(80, 2) == [40, 40]
-    assert split_epochs(80, 3) == [27, 27, 26]
-    assert split_epochs(80, 5) == [16] * 5
-    assert per_step_ratio(0.9, 1) == 0.9
-    assert per_step_ratio(1.9 - 1, 2) == pytest.approx(0.378, abs=1e-3)
-    assert per_step_ratio(0.9, 4) == pytest.approx(0.174, abs=1e-3)
-
-
-def _driver_inputs():
+def test_growth_to_a_target_size_lands_on_it():
+    """With target_fraction, gamma comes from the scores so that the grown size reaches the target."""
     torch.manual_seed(3)
-    return build("vgg19", 3, num_classes=4), learnable_batches(n=32), StageConfig(lr=0.05, progress=False)
-
-
-def test_n_shot_with_one_step_equals_one_shot():
-    model, batches, config = _driver_inputs()
-    kwargs = dict(new_neurons=K, stage_config=config, loss_fn=clean_cross_entropy)
-    osg, h1 = one_shot_growth(
-        copy.deepcopy(model),
-        batches,
-        epochs_before=1,
-        epochs_after=1,
-        growth_ratio=0.6,
-        generator=torch.Generator().manual_seed(0),
-        **kwargs,
-    )
-    nsg, hn = n_shot_growth(
-        copy.deepcopy(model),
-        batches,
-        steps=1,
-        total_epochs=2,
-        growth_ratio=0.6,
-        generator=torch.Generator().manual_seed(0),
-        **kwargs,
-    )
-    assert h1.widths == hn.widths and len(h1.widths) == 2
-    assert [s.name for s in h1.stages] == ["train0", "grow1", "train1"] == [s.name for s in hn.stages]
-    a, b = osg.state_dict(), nsg.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
-
-
-def test_n_shot_reaches_target_size_and_calls_hooks():
-    model, batches, config = _driver_inputs()
+    model = build("vgg19", 3, num_classes=4)
     start = size_fraction(model)
-    target = 3 * start
-    seen = []
-
-    def on_stage(name, fn):
-        seen.append(name)
-        return fn()
-
-    final, history = n_shot_growth(
-        model,
-        batches,
-        steps=2,
-        epochs=[1, 0, 1],
-        growth_ratio=2.0,
-        target_fraction=target,
-        new_neurons=K,
-        stage_config=config,
-        loss_fn=clean_cross_entropy,
-        generator=torch.Generator().manual_seed(0),
-        on_stage=on_stage,
-    )
-    assert seen == ["train0", "grow1", "train1", "grow2", "train2"]
-    assert len(history.widths) == 3 and len(history.records) == 2
-    assert history.widths[-1] == widths_of(final)
-    assert size_fraction(final) >= target and size_fraction(final) < 1.15 * target
-    assert start < history.size_fractions[1] < history.size_fractions[2]
-    assert [len(s.epochs) for s in history.stages if s.kind == "train"] == [1, 0, 1]
-    assert all(s.seconds > 0 for s in history.stages if s.kind == "grow")
+    grown, record = firefly_step(
+        model, learnable_batches(n=32), 2.0, K, loss_fn=clean_cross_entropy, progress=False,
+        generator=torch.Generator().manual_seed(0), target_fraction=3 * start,
+    )  # fmt: skip
+    assert record.target_fraction == 3 * start and record.growth_ratio > 0
+    assert 3 * start <= size_fraction(grown) < 1.15 * 3 * start
+    assert record.size_after == pytest.approx(size_fraction(grown))

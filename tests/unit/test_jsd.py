@@ -1,6 +1,6 @@
 """Tests for the JSD consistency loss (gearlib.augment.jsd): L = CE(clean) + lambda * JSD over J views.
 
-Checks the zero/positive cases, J = 1, the list and stacked forms and the formula of spec 4.3.
+Checks the zero/positive cases, J = 1, the list and stacked forms and the formula of book/notes/era.md#notes-era-jsd.
 """
 
 from __future__ import annotations

@@ -1,21 +1,24 @@
 """Tests for gearlib.measure: energy integrals and backends (fake sources), timer, latency, parameter counts.
 
-Energy and latency oracles 16-18 of the evaluation spec run on fake clocks, so nothing sleeps long.
+Energy backends run on fake sources with known joules and fake clocks, so nothing sleeps long.
 """
 
 from __future__ import annotations
 
+import ast
 import math
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from gearlib.measure import (
+    Backend,
     CallableMeter,
     EnergyMeter,
     HardwareUnavailable,
@@ -33,7 +36,9 @@ from gearlib.measure import (
     rapl_delta_uj,
     trapezoid_energy,
 )
+from gearlib.measure import auto as auto_mod
 from gearlib.measure import energy as energy_mod
+from gearlib.measure import nvml as nvml_mod
 from gearlib.measure import rapl as rapl_mod
 
 
@@ -57,7 +62,7 @@ def drive(meter: EnergyMeter, clock: FakeClock, duration: float, interval: float
         meter.poll()
 
 
-# ----- oracle 16: integrals -----------------------------------------------------------------------------
+# ----- integrals --------------------------------------------------------------------------------------------
 
 
 def test_sinusoid_trapezoid_within_half_percent():
@@ -179,7 +184,7 @@ def test_context_manager_and_net_energy():
     assert meter.report.as_dict()["energy_kj"] == pytest.approx(0.024)
 
 
-# ----- real polling thread ------------------------------------------------------------------------------
+# ----- real polling thread ----------------------------------------------------------------------------------
 
 
 def _live_meter_threads():
@@ -225,7 +230,7 @@ def test_bad_arguments_rejected():
         auto_meter(prefer="smartplug")
 
 
-# ----- oracle 17: backends ------------------------------------------------------------------------------
+# ----- backends ---------------------------------------------------------------------------------------------
 
 
 def test_null_meter_times_only():
@@ -304,6 +309,44 @@ def test_rapl_unreadable_is_unavailable_not_failing(tmp_path, monkeypatch):
     assert RaplMeter(root=str(tmp_path / "missing")).available is False
 
 
+def test_rapl_scripted_counters_exact_joules_laps_and_wrap(tmp_path):
+    """Known uJ steps, one wrap at a realistic max_energy_range_uj: the meter reports exactly their sum."""
+    big = 262_143_328_850
+    pkg0 = _zone(tmp_path, "intel-rapl:0", "package-0", big - 3_000_000, max_range=big)
+    pkg1 = _zone(tmp_path, "intel-rapl:1", "package-1", 1_000, max_range=65_532_610_987)
+    dram = _zone(tmp_path, "intel-rapl:0:1", "dram", 0)
+
+    def run(kinds):
+        for path, value in ((pkg0, big - 3_000_000), (pkg1, 1_000), (dram, 0)):
+            (path / "energy_uj").write_text(f"{value}\n")
+        clock = FakeClock()
+        meter = RaplMeter(root=str(tmp_path), kinds=kinds, clock=clock, threaded=False)
+        meter.start()
+        (pkg0 / "energy_uj").write_text("2000000\n")  # wrapped: 3 J to the top, then 2 J
+        (pkg1 / "energy_uj").write_text(f"{1_000 + 4_500_000}\n")  # +4.5 J
+        (dram / "energy_uj").write_text("1250000\n")  # +1.25 J (counted only with 'dram')
+        clock.t = 1.0
+        meter.poll()
+        meter.lap("a")
+        (pkg0 / "energy_uj").write_text(f"{2_000_000 + 7_250_000}\n")  # +7.25 J
+        clock.t = 2.0
+        meter.poll()
+        (pkg1 / "energy_uj").write_text(f"{1_000 + 4_500_000 + 250_000}\n")  # +0.25 J
+        clock.t = 3.0
+        return meter.stop(lap="b")
+
+    report = run(("package",))
+    assert report.energy_j == pytest.approx(5.0 + 4.5 + 7.25 + 0.25, rel=1e-12)
+    assert report.laps["a"] == pytest.approx({"seconds": 1.0, "joules": 9.5}, rel=1e-12)
+    assert report.laps["b"] == pytest.approx({"seconds": 2.0, "joules": 7.5}, rel=1e-12)
+    assert report.energy_j_paper == pytest.approx(9.5 + 7.25, rel=1e-12)  # the two regular polls x 1 s
+    assert report.mean_power_w == pytest.approx(17.0 / 3.0, rel=1e-12)
+    assert report.device == "CPU package-0+package-1"
+    with_dram = run(("package", "dram"))
+    assert with_dram.energy_j == pytest.approx(17.0 + 1.25, rel=1e-12)
+    assert "dram" in with_dram.device
+
+
 class FakeNvmlError(Exception):
     pass
 
@@ -380,9 +423,90 @@ def test_nvml_library_missing_is_unavailable():
     assert "no NVML" in meter.reason and "Library Not Found" in meter.reason
 
 
-def test_real_nvml_probe_never_raises():
+def test_nvml_without_pynvml_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # `import pynvml` now raises ImportError
     meter = NvmlMeter()
-    assert isinstance(meter.available, bool) and meter.reason
+    assert meter.available is False
+    assert "nvidia-ml-py is not installed" in meter.reason and "pip install nvidia-ml-py" in meter.reason
+    with pytest.raises(HardwareUnavailable, match="nvidia-ml-py"):
+        meter.start()
+
+
+def test_nvml_scripted_counter_exact_joules_and_driver_reset(monkeypatch):
+    """Known mJ steps (one counter reset by a driver reload, which adds nothing) give exactly their sum."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    fake = FakeNvml(counter_mj=123_456_789)
+    clock = FakeClock()
+    meter = NvmlMeter(nvml=fake, interval=0.5, clock=clock, threaded=False)
+    meter.start()
+    fake.counter_mj += 12_345
+    clock.t = 0.5
+    meter.poll()
+    fake.counter_mj = 400  # driver reload: the counter restarts near zero
+    clock.t = 1.0
+    meter.poll()
+    fake.counter_mj = 2_400  # +2 J after the reset
+    clock.t = 1.5
+    report = meter.stop()
+    assert report.energy_j == pytest.approx(12.345 + 2.0, rel=1e-12)
+    assert report.energy_j_paper == pytest.approx((12.345 / 0.5 + 0.0) * 0.5, rel=1e-12)
+    assert report.mean_power_w == pytest.approx(14.345 / 1.5, rel=1e-12)
+    assert report.n_samples == 3 and fake.inits == 0
+
+
+def test_nvml_scripted_power_polls_exact_trapezoid(monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    fake = FakeNvml(power_mw=100_000, counter_supported=False)
+    clock = FakeClock()
+    meter = NvmlMeter(nvml=fake, interval=0.5, clock=clock, threaded=False, keep_samples=True)
+    meter.start()
+    for t, mw in ((0.5, 200_000), (1.0, 50_000)):
+        fake.power_mw, clock.t = mw, t
+        meter.poll()
+    clock.t = 1.25
+    report = meter.stop()
+    assert report.source == "nvml-power"
+    assert report.energy_j == pytest.approx(75.0 + 62.5 + 12.5, rel=1e-12)  # trapezoids of 100/200/50/50 W
+    assert report.energy_j_paper == pytest.approx((200.0 + 50.0) * 0.5, rel=1e-12)
+    assert [v for pair in report.samples for v in pair] == pytest.approx([0, 100, 0.5, 200, 1, 50, 1.25, 50])
+
+
+class MultiGpuNvml(FakeNvml):
+    """Three GPUs with their own counters; records which handle was asked for."""
+
+    def __init__(self):
+        super().__init__()
+        self.counters = {0: 0, 1: 0, 2: 0}
+
+    def nvmlDeviceGetHandleByUUID(self, uuid):
+        return ("gpu", {"GPU-aaa": 0, "GPU-bbb": 1, "GPU-ccc": 2}[uuid])
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+        return self.counters[handle[1]]
+
+
+@pytest.mark.parametrize(
+    "visible, device, metered, label",
+    [
+        ("2,0", "cuda:0", 2, "nvml:2"),
+        ("2,0", "cuda:1", 0, "nvml:0"),
+        ("GPU-ccc,GPU-bbb", 1, 1, "GPU-bbb"),
+        ("1,2", torch.device("cuda", 1), 2, "nvml:2"),
+    ],
+)
+def test_nvml_meters_the_gpu_cuda_visible_devices_maps_to(monkeypatch, visible, device, metered, label):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    monkeypatch.setattr(nvml_mod, "_torch_pci_bus_id", lambda index: None)
+    fake = MultiGpuNvml()
+    clock = FakeClock()
+    meter = NvmlMeter(device=device, nvml=fake, clock=clock, threaded=False)
+    meter.start()
+    for index in fake.counters:
+        fake.counters[index] += 1_000 * (index + 1)  # GPU k draws (k + 1) J in this span
+    clock.t = 1.0
+    report = meter.stop()
+    assert report.energy_j == pytest.approx(metered + 1.0, rel=1e-12)
+    assert report.device == f"Fake RTX 6000 ({label})"
 
 
 JTOP_4X = {
@@ -446,17 +570,65 @@ def test_jtop_service_down_is_unavailable(tmp_path):
     assert no_socket.available is False and "jtop.sock" in no_socket.reason
 
 
-def _broken_backends(monkeypatch, tmp_path):
-    def build(name, device, interval):
-        if name == "nvml":
-            return NvmlMeter(nvml=FakeNvml(library=False))
-        if name == "jtop":
-            return JtopMeter(socket=str(tmp_path / "no.sock"))
-        if name == "rapl":
-            return RaplMeter(root=str(tmp_path))
-        return NullMeter()
+def _jtop_4x(mw: float, avg_mw: float):
+    return {"rail": {"VDD_SOC": {"power": mw / 4, "avg": avg_mw / 4}}, "tot": {"power": mw, "avg": avg_mw}}
 
-    monkeypatch.setattr(energy_mod, "_build_backend", build)
+
+def _jtop_3x(mw: float, avg_mw: float):
+    return ({"cur": mw, "avg": avg_mw}, {"IN": {"cur": mw, "avg": avg_mw}, "SOC": {"cur": mw / 4}})
+
+
+def _jtop_rails_only(mw: float, avg_mw: float):
+    return {"rail": {"VDD_IN": {"power": mw, "avg": avg_mw}, "VDD_SOC": {"power": mw / 4}}}
+
+
+@pytest.mark.parametrize("shape", [_jtop_4x, _jtop_3x, _jtop_rails_only])
+def test_jtop_scripted_readings_exact_joules(shape):
+    """Known mW readings at known (uneven) times: the trapezoid and the paper's sum of averages, exactly."""
+    fake = FakeJtop(shape(4000, 4000))
+    fake.board = {"hardware": {"Model": "NVIDIA Jetson Xavier NX Developer Kit"}}
+    clock = FakeClock()
+    meter = JtopMeter(jtop_factory=lambda: fake, clock=clock, threaded=False, keep_samples=True)
+    meter.start()
+    for t, mw, avg in ((1.0, 6000, 5000), (2.5, 6000, 5500)):
+        fake.power, clock.t = shape(mw, avg), t
+        meter.poll()
+    fake.power, clock.t = shape(2000, 4500), 3.0
+    report = meter.stop()
+    assert report.energy_j == pytest.approx(
+        5.0 + 9.0 + 2.0, rel=1e-12
+    )  # 4->6 W for 1 s, 6 W 1.5 s, 6->2 W 0.5 s
+    assert report.energy_j_paper == pytest.approx((5.0 + 5.5) * 1.0, rel=1e-12)
+    assert [v for pair in report.samples for v in pair] == pytest.approx([0, 4, 1, 6, 2.5, 6, 3, 2])
+    assert report.device == "NVIDIA Jetson Xavier NX Developer Kit"
+    assert meter.rails_w[next(name for name in meter.rails_w if "SOC" in name)] == pytest.approx(0.5)
+
+
+def _table(tmp_path, jtop=True, nvml=True, rapl=True):
+    """A BACKENDS-shaped table over fakes: each row readable or not as asked."""
+    if rapl:
+        _zone(tmp_path, "intel-rapl:0", "package-0", 1)
+
+    def jtop_row(device, interval):
+        if not jtop:
+            return JtopMeter(socket=str(tmp_path / "no.sock"), interval=interval)
+        fake = FakeJtop(JTOP_4X)
+        fake.board = {"hardware": {"Model": "Jetson Xavier NX"}}
+        return JtopMeter(jtop_factory=lambda: fake, interval=interval)
+
+    return (
+        Backend("jtop", jtop_row),
+        Backend(
+            "nvml",
+            lambda device, interval: NvmlMeter(device, interval, nvml=FakeNvml(library=nvml)),
+            auto_mod.skip_unless_cuda,
+        ),
+        Backend("rapl", lambda device, interval: RaplMeter(root=str(tmp_path), interval=interval)),
+    )
+
+
+def _broken_backends(monkeypatch, tmp_path):
+    monkeypatch.setattr(auto_mod, "BACKENDS", _table(tmp_path, jtop=False, nvml=False, rapl=False))
 
 
 def test_auto_meter_falls_back_to_time_only_and_says_why(monkeypatch, tmp_path):
@@ -476,27 +648,104 @@ def test_auto_meter_falls_back_to_time_only_and_says_why(monkeypatch, tmp_path):
 
 
 def test_auto_meter_order_and_explicit_choice(monkeypatch, tmp_path):
-    _zone(tmp_path, "intel-rapl:0", "package-0", 1)
-    _broken_backends(monkeypatch, tmp_path)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(auto_mod, "BACKENDS", _table(tmp_path, jtop=False, nvml=False))
     meter = auto_meter()
     assert isinstance(meter, RaplMeter) and meter.describe().startswith("rapl on CPU package-0")
-
-    def build(name, device, interval):
-        return (
-            NvmlMeter(nvml=FakeNvml(), interval=interval) if name == "nvml" else RaplMeter(root=str(tmp_path))
-        )
-
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    monkeypatch.setattr(energy_mod, "_build_backend", build)
+    (tmp_path / "nvml").mkdir()
+    monkeypatch.setattr(auto_mod, "BACKENDS", _table(tmp_path / "nvml", jtop=False))
     assert auto_meter(interval=0.2).source == "nvml-counter"
     assert auto_meter(prefer="rapl").source == "rapl"
 
 
-def test_auto_meter_here_describes_itself():
-    meter = auto_meter()
-    text = meter.describe()
-    assert isinstance(text, str) and text
-    assert meter.source in ("nvml-counter", "nvml-power", "jtop", "rapl", "none")
+@pytest.mark.parametrize(
+    "readable, device, described",
+    [
+        ({}, None, "jtop on Jetson Xavier NX, polled every 1 s"),
+        ({"jtop": False}, None, "nvml-counter on Fake RTX 6000 (nvml:0), polled every 0.1 s"),
+        ({"jtop": False}, "cuda:0", "nvml-counter on Fake RTX 6000 (nvml:0), polled every 0.1 s"),
+        ({"jtop": False}, "cpu", "rapl on CPU package-0, polled every 1 s"),
+        ({"jtop": False, "nvml": False}, None, "rapl on CPU package-0, polled every 1 s"),
+    ],
+)
+def test_auto_meter_takes_the_first_readable_row(monkeypatch, tmp_path, readable, device, described):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(nvml_mod, "_torch_pci_bus_id", lambda index: None)
+    meter = auto_meter(device=device, backends=_table(tmp_path, **readable))
+    assert meter.available and meter.describe() == described
+
+
+def test_auto_meter_time_only_lists_every_row_in_table_order(tmp_path):
+    table = _table(tmp_path, jtop=False, nvml=False, rapl=False)
+    reason = auto_meter(backends=table).reason
+    where = [reason.index(f"no {name}") for name in ("jtop service", "NVML device", "RAPL package zones")]
+    assert where == sorted(where) and reason.endswith(": time only")
+    cpu = auto_meter(device="cpu", backends=table).reason
+    assert cpu.index("no jtop") < cpu.index("; NVML skipped for device cpu; ") < cpu.index("no RAPL")
+    assert auto_meter(backends=()).reason == "no energy backend in the table: time only"
+
+
+def test_auto_meter_prefer_overrides_the_order(monkeypatch, tmp_path):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    table = _table(tmp_path)
+    assert auto_meter(prefer="cpu", backends=table).source == "rapl"
+    assert auto_meter(prefer="NVML", interval=0.25, backends=table).describe().endswith("every 0.25 s")
+    assert auto_meter(prefer="jetson", backends=table).source == "jtop"
+    assert auto_meter(prefer="auto", backends=table).source == "jtop"
+    assert auto_meter(prefer="none", backends=table).describe() == "none: time only requested (prefer='none')"
+    with pytest.raises(ValueError, match=r"prefer='rapl'.*\('jtop', 'nvml', 'none'\)"):
+        auto_meter(prefer="rapl", backends=table[:2])
+
+
+def test_default_table_order_skip_rules_and_meters(monkeypatch):
+    assert [row.name for row in auto_mod.BACKENDS] == ["jtop", "nvml", "rapl"]
+    assert auto_mod.backend_names() == ("jtop", "nvml", "rapl", "none")
+    built = [row.build("cuda:0", 0.3) for row in auto_mod.BACKENDS]
+    assert [type(m) for m in built] == [JtopMeter, NvmlMeter, RaplMeter]
+    assert all(m.interval == 0.3 for m in built)
+    jtop_row, nvml_row, rapl_row = auto_mod.BACKENDS
+    assert jtop_row.skip("cpu") is None
+    assert nvml_row.skip(None) is None and nvml_row.skip(torch.device("cuda", 1)) is None
+    assert nvml_row.skip(torch.device("cpu")) == "NVML skipped for device cpu"
+    monkeypatch.setattr(auto_mod.sys, "platform", "darwin")
+    assert rapl_row.skip(None) == "RAPL skipped on darwin (Linux powercap only)"
+    monkeypatch.setattr(auto_mod.sys, "platform", "linux")
+    assert rapl_row.skip(None) is None
+
+
+def _gearlib_imports(path):
+    """gearlib.measure modules a source file imports, anywhere in it (function bodies included)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return {n.split(".")[2] for n in names if n.startswith("gearlib.measure.")}
+
+
+def test_measure_modules_import_one_way():
+    """energy.py imports no sibling; backends import only energy; nothing imports back up (no circle)."""
+    folder = Path(energy_mod.__file__).parent
+    graph = {p.stem: _gearlib_imports(p) for p in folder.glob("*.py") if p.stem != "__init__"}
+    assert graph["energy"] == set()
+    for backend in ("nvml", "jtop", "rapl"):
+        assert graph[backend] == {"energy"}
+    assert graph["auto"] == {"energy", "nvml", "jtop", "rapl"}
+    assert graph["hardware"] == {"auto"}
+    done, visiting = set(), []
+
+    def visit(name):
+        assert name not in visiting, f"import circle: {visiting + [name]}"
+        if name not in done:
+            visiting.append(name)
+            for dep in graph.get(name, ()):
+                visit(dep)
+            visiting.pop()
+            done.add(name)
+
+    for name in graph:
+        visit(name)
 
 
 def test_importing_measure_does_not_import_pynvml_or_jtop():
@@ -510,7 +759,7 @@ def test_importing_measure_does_not_import_pynvml_or_jtop():
     assert out.stdout.split() == ["False", "False", "False"]
 
 
-# ----- timer ----------------------------------------------------------------------------------------------
+# ----- timer ------------------------------------------------------------------------------------------------
 
 
 def test_timer_laps_and_sync_before_each_clock_read():
@@ -538,7 +787,7 @@ def test_timer_laps_and_sync_before_each_clock_read():
     assert t.elapsed >= 0 and not t.running
 
 
-# ----- oracle 18: latency ---------------------------------------------------------------------------------
+# ----- latency ----------------------------------------------------------------------------------------------
 
 
 class SleepyModel(nn.Module):
@@ -595,7 +844,7 @@ def test_latency_real_tiny_model_threads_and_batch():
         inference_latency(model, (1, 3, 16, 16), iters=0)
 
 
-# ----- parameter counts and hardware ----------------------------------------------------------------------
+# ----- parameter counts and hardware ------------------------------------------------------------------------
 
 
 def _tiny():

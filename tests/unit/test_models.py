@@ -22,7 +22,7 @@ from gearlib.models import (
 )
 
 FULL_PARAMS_MILLIONS = {"vgg19": 20.04, "mobilenet_v1": 3.22, "resnet18": 11.17}
-# spec 6 size table (CIFAR-10 head), percent of the full model for a uniform backbone c_0
+# book/notes/architectures.md#notes-arch-size size table (CIFAR-10 head), percent of the full model for a uniform backbone c_0
 SIZE_TABLE = {
     16: {"vgg19": 0.18, "mobilenet_v1": 0.21, "resnet18": 0.35},
     32: {"vgg19": 0.70, "mobilenet_v1": 0.62, "resnet18": 1.37},

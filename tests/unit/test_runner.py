@@ -12,9 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from gearlib.data import load_dataset
+from gearlib.evaluate import clean_accuracy
 from gearlib.train import store
 from gearlib.train.cli import summary
+from gearlib.train.methods import METHODS, plan_for
 from gearlib.train.runner import make_config, run_experiment
+
+# Methods whose plan starts by taking GEARnn-2's final widths (a topology step).
+SMALL_TOPOLOGY = ("small-", "vanilla-", "phase1-", "phase2-")
 
 # Smaller than the smoke profile: a unit test trains for seconds, not minutes.
 TINY = [
@@ -55,7 +61,10 @@ def test_each_method_runs_end_to_end_with_all_metrics(method, runs_dir):
     m = result.metrics
     for key in REQUIRED:
         assert key in m, key
-    assert 0 <= m["clean_acc"] <= 100 and 0 <= m["robust_acc"] <= 100
+    assert 0 <= m["robust_acc"] <= 100
+    # The stored clean accuracy is that of the stored network, evaluated independently here.
+    x, y = load_dataset("synthetic", "test", subset=40, seed=0).tensors()
+    assert m["clean_acc"] == pytest.approx(clean_accuracy(result.model(), x, y), abs=1e-9)
     assert 0 < m["size_fraction"] < 0.2 and m["params"] > 0
     assert m["train_seconds"] > 0 and m["latency_ms_per_sample"] > 0
     assert (m["train_joules"] is None) == (m["energy_backend"] == "none")
@@ -73,6 +82,10 @@ def test_gearnn2_reports_table_6_stages_and_small_copies_its_topology(runs_dir):
     assert g2["width_history"][0] != g2["widths"]  # it grew
     small = _run("small-augmix", runs_dir).metrics
     assert small["widths"] == g2["widths"]
+    assert small["plan"][0] == {**small["plan"][0], "kind": "topology", "source": "gearnn2"}
+    assert small["topology_from"]["method"] == "gearnn2" and small["topology_from"]["widths"] == g2["widths"]
+    assert [s["name"] for s in small["stages"]] == ["train"]  # GEARnn-2's costs stay in its own run
+    assert len(g2["growth"]) == 1 and g2["growth"][0]["widths_after"] == g2["widths"]
 
 
 def test_finished_runs_come_from_the_store_without_training(runs_dir, monkeypatch):
@@ -81,7 +94,7 @@ def test_finished_runs_come_from_the_store_without_training(runs_dir, monkeypatc
     def no_training(*args, **kwargs):
         raise AssertionError("a stored run must not train again")
 
-    monkeypatch.setattr("gearlib.train.stage.train_stage", no_training)
+    monkeypatch.setattr("gearlib.train.plan_run.train_stage", no_training)
     again = _run("gearnn2", runs_dir)
     assert again.cached and again.metrics == first.metrics and again.run_dir == first.run_dir
     assert any(
@@ -165,18 +178,44 @@ def test_a_killed_run_resumes_to_the_same_metrics(tmp_path):
 
 @pytest.mark.parametrize("profile", ["smoke", "cpu", "quadro", "jetson"])
 def test_every_method_arch_and_dataset_configures_on_every_profile(profile):
-    from gearlib.train.methods import METHODS
-
     for arch in ("vgg19", "mobilenet_v1", "resnet18"):
         for dataset in ("cifar10", "cifar100", "tinyimagenet"):
             for method in METHODS:
-                make_config(method, profile, arch, dataset)
+                config = make_config(method, profile, arch, dataset)
+                _, plan = plan_for(method, config.profile, dataset, arch)
+                assert all(s.epochs >= 1 for s in plan if s.kind == "train"), (method, plan)
+                cap = 1 + (config.profile.new_neurons - 1) / config.profile.backbone_width
+                assert all(0 < s.growth_ratio <= cap for s in plan if s.kind == "grow"), (method, plan)
+                assert (plan[0].kind == "topology") == method.startswith(SMALL_TOPOLOGY), method
 
 
 def test_jetson_caps_an_infeasible_growth_ratio_instead_of_failing():
-    from gearlib.train.methods import plan_for
-
     config = make_config("gearnn2", "jetson", "mobilenet_v1", "cifar100")
     _, plan = plan_for("gearnn2", config.profile, "cifar100", "mobilenet_v1")
     gamma = [s.growth_ratio for s in plan if s.kind == "grow"][0]
     assert 1.8 < gamma < 2.0  # Table 1 says 2.0; K = 40 and c_0 = 45 allow at most 1 + 40/45
+
+
+def test_changing_an_evaluation_setting_reuses_the_trained_run(runs_dir, monkeypatch):
+    first = _run("gearnn2", runs_dir)
+    monkeypatch.setattr("gearlib.train.plan_run.train_stage", _no_training)
+    again = _run("gearnn2", runs_dir, extra=["latency_iters=3", "robust_per_block=2"])
+    assert again.run_dir == first.run_dir and not again.cached  # trained weights reused, evaluated anew
+    assert again.metrics["widths"] == first.metrics["widths"]
+    assert again.metrics["clean_acc"] == first.metrics["clean_acc"]  # same weights, same test set
+    assert again.metrics["robust_per_block"] == 2 and first.metrics["robust_per_block"] == 4
+    assert len(list(first.run_dir.glob(f"{store.EVALUATION_PREFIX}*.json"))) == 2
+
+
+def _no_training(*args, **kwargs):
+    raise AssertionError("a stored run must not train again")
+
+
+def test_jsd_lambda_reaches_the_training_loss(runs_dir):
+    """--set jsd_lambda=6 changes the loss of the ERA phase (and the run), not only the run's name."""
+    base = _run("gearnn2", runs_dir).epochs
+    halved = _run("gearnn2", runs_dir, extra=["jsd_lambda=6"]).epochs
+    era = [(a["loss"], b["loss"]) for a, b in zip(base, halved) if a.get("stage") == "era"]
+    clean = [(a["loss"], b["loss"]) for a, b in zip(base, halved) if a.get("stage") == "osg1"]
+    assert era and all(b < a for a, b in era)  # a smaller weight on a positive JSD term
+    assert clean and all(a == b for a, b in clean)  # clean phases have no JSD term

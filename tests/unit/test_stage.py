@@ -98,9 +98,15 @@ def test_default_loss_handles_views():
 
 
 def test_multi_view_batches_train():
-    model = tiny_net()
-    result = train_stage(model, batches(views=3), 1, StageConfig(progress=False))
-    assert 0 <= result.metrics[0]["acc"] <= 1
+    """On 3-view batches (clean first) the stage learns the task: its reported clean-view accuracy and an
+    independent evaluation of the returned network both pass 60% (chance: 33%)."""
+    model, data = tiny_net(), batches(views=3)
+    result = train_stage(model, data, 6, StageConfig(lr=0.8, progress=False))
+    assert result.metrics[-1]["acc"] > 0.6
+    model.eval()
+    with torch.no_grad():
+        correct = sum(int((model(x[: len(y)]).argmax(1) == y).sum()) for x, y in data)
+    assert correct / sum(len(y) for _, y in data) > 0.6
 
 
 def test_resume_matches_uninterrupted_run():

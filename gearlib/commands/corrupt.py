@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 DATASET_CHOICES = ("cifar10", "cifar100", "tinyimagenet", "synthetic")
@@ -50,10 +51,9 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the set described by the parsed arguments; returns the exit status."""
-    from pathlib import Path
-
+    # Lazy, so that `gearlib --help` does not import numpy, scipy and torch.
     from gearlib.corrupt.generate import clean_test_set, corruption_groups, generate_corrupted_set
-    from gearlib.corrupt.params import check_severity
+    from gearlib.corrupt.params import STORED_JPEG_QUALITY, check_severity
     from gearlib.data.paths import resolve_data_dir
 
     # Every argument is checked before any data is read.
@@ -63,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be a positive number of images, got {args.limit}")
     quality = args.jpeg_quality
-    if quality is None and args.dataset == "tinyimagenet":
-        quality = 85
+    if quality is None:
+        quality = STORED_JPEG_QUALITY.get(args.dataset)
     if quality is not None and not 0 <= quality <= 95:
         raise ValueError(f"--jpeg-quality must be in 0..95, got {quality}")
     out = Path(args.out) if args.out else resolve_data_dir(args.data_dir) / f"{args.dataset}-c"
