@@ -54,7 +54,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (UsageError, ValueError, FileNotFoundError) as err:
+    except Exception as err:  # noqa: BLE001 - user-facing errors print one line, the rest a traceback
+        if not isinstance(err, (UsageError, ValueError, FileNotFoundError)) and not getattr(
+            err, "user_facing", 0
+        ):
+            raise
         print(f"gearlib {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -149,10 +149,10 @@ def _as_nchw(images: Any) -> torch.Tensor:
 
 
 @torch.no_grad()
-def correct_predictions(
-    model: torch.nn.Module, images: Any, labels: Any, batch_size: int = 256, device: Optional[Any] = None
+def predictions(
+    model: torch.nn.Module, images: Any, batch_size: int = 256, device: Optional[Any] = None
 ) -> torch.Tensor:
-    """Whether the model's argmax prediction is right, per image (bool, CPU).
+    """The model's argmax class per image (int64, CPU).
 
     The model runs in eval mode on float32 NCHW inputs x = pixels / 255 in [0, 1] (it owns its
     normalisation); its training/eval mode is restored afterwards.
@@ -160,30 +160,49 @@ def correct_predictions(
     Args:
         model: classifier returning logits [B, classes].
         images: uint8 NCHW tensor (or NHWC numpy array).
-        labels: int labels [N].
         batch_size: images per forward pass.
         device: where to run (default: the model's device).
     """
     images = _as_nchw(images)
-    labels = torch.as_tensor(labels).long().cpu()
-    if labels.shape != (images.shape[0],):
-        raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     device = _model_device(model, device)
     was_training = model.training
     model.eval()
-    out = torch.empty(images.shape[0], dtype=torch.bool)
+    out = torch.empty(images.shape[0], dtype=torch.long)
     try:
         for lo in range(0, images.shape[0], batch_size):
             x = images[lo : lo + batch_size].to(device, non_blocking=True).float().div_(255.0)
             logits = model(x)
             if isinstance(logits, (tuple, list)):
                 logits = logits[0]
-            out[lo : lo + batch_size] = logits.argmax(dim=1).cpu() == labels[lo : lo + batch_size]
+            out[lo : lo + batch_size] = logits.argmax(dim=1).cpu()
     finally:
         model.train(was_training)
     return out
+
+
+def correct_predictions(
+    model: torch.nn.Module, images: Any, labels: Any, batch_size: int = 256, device: Optional[Any] = None
+) -> torch.Tensor:
+    """Whether the model's argmax prediction is right, per image (bool, CPU); see `predictions`."""
+    images = _as_nchw(images)
+    labels = torch.as_tensor(labels).long().cpu()
+    if labels.shape != (images.shape[0],):
+        raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+    return predictions(model, images, batch_size, device) == labels
+
+
+# A network that gives one class to this share of the clean test images or more has collapsed (constant
+# output after divergence, or training that never left its start): its accuracies mean nothing.
+COLLAPSE_SHARE = 0.9
+
+
+def prediction_share(predicted: torch.Tensor) -> float:
+    """The share of images given the most frequent predicted class (1/classes for a balanced model)."""
+    if predicted.numel() == 0:
+        raise ValueError("prediction_share needs at least one prediction")
+    return float(predicted.bincount().max()) / predicted.numel()
 
 
 def clean_accuracy(

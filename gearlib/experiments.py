@@ -251,9 +251,18 @@ def metrics_table(runs: Dict[str, Dict[str, Any]]) -> Any:
                 "T (min)": round(m["train_seconds"] / 60, 2),
                 "E (kJ)": round(joules / 1000, 3) if joules is not None else None,
                 "latency (ms)": round(m["latency_ms_per_sample"], 3),
+                "note": collapse_note(m),
             }
         )
-    return pd.DataFrame(rows).set_index("method")
+    table = pd.DataFrame(rows).set_index("method")
+    return table if table["note"].any() else table.drop(columns="note")
+
+
+def collapse_note(m: Dict[str, Any]) -> str:
+    """'collapsed: ...' for a run whose network gives one class to most test images, else ''."""
+    if not m.get("collapsed"):
+        return ""
+    return f"collapsed: one class for {100 * m['top_class_share']:.0f}% of the test images"
 
 
 # -- helpers for the results chapters ----------------------------------------------------------------

@@ -60,6 +60,11 @@ def summary(m: dict, cached: bool = False) -> str:
         f"  stages: {stages}",
         f"  inference {m['latency_ms_per_sample']:.3f} ms per sample",
     ]
+    if m.get("collapsed"):
+        lines.append(
+            f"  WARNING: collapsed: the network gives one class to {100 * m['top_class_share']:.0f}% of the "
+            "test images; its accuracies mean nothing (see the epoch log for the loss)"
+        )
     return "\n".join(lines)
 
 

@@ -19,7 +19,7 @@ import torch
 
 from gearlib import __version__
 from gearlib.data import ImageDataset, dataset_info, load_dataset
-from gearlib.evaluate import clean_accuracy, robust_accuracy
+from gearlib.evaluate import COLLAPSE_SHARE, prediction_share, predictions, robust_accuracy
 from gearlib.grow import check_feasible
 from gearlib.measure import hardware_info, inference_latency
 from gearlib.models import ARCHS, build, count_params, size_fraction
@@ -227,7 +227,9 @@ def evaluate_run(
     test_set = load_dataset(config.dataset, "test", data_dir, subset=p.test_subset or None, seed=config.seed)
     model = model.to(device).eval()
     test_x, test_y = test_set.tensors()
-    clean = clean_accuracy(model, test_x, test_y, device=device)
+    predicted = predictions(model, test_x, device=device)
+    clean = 100.0 * float((predicted == test_y).float().mean())
+    share = prediction_share(predicted)
     robust = robust_accuracy(
         model, dataset=config.dataset, data_dir=data_dir, sample=p.robust_per_block or None,
         seed=config.seed, device=device, clean=(test_x, test_y),
@@ -236,6 +238,7 @@ def evaluate_run(
     latency = inference_latency(model, size, device=device, iters=p.latency_iters)
     return {
         "evaluation": p.evaluation_dict(), "test_images": len(test_set), "clean_acc": clean,
+        "top_class_share": share, "collapsed": share >= COLLAPSE_SHARE,
         "robust_acc": robust.robust_accuracy, "robust_source": robust.source,
         "robust_ci95": list(robust.ci95) if robust.ci95 is not None else None,
         "robust_extras_acc": robust.extras_accuracy, "robust_per_block": robust.n_per_block,

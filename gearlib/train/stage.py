@@ -25,6 +25,12 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 EpochHook = Callable[[int, nn.Module, torch.optim.Optimizer, Any, Dict[str, float]], None]
 
 
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite: the message names the stage, epoch and step."""
+
+    user_facing = True  # the command line prints the message without a traceback
+
+
 @dataclass
 class StageConfig:
     """Hyper-parameters of one training stage (book/notes/training.md#notes-training-stage).
@@ -171,8 +177,9 @@ def train_epoch(
     use_amp = config.amp and device.type == "cuda"
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
+    first_bad = torch.full((), -1, device=device, dtype=torch.long)  # first step with a non-finite loss
     seen = 0
-    for x, y in _steps(batches, config, desc):
+    for step, (x, y) in enumerate(_steps(batches, config, desc)):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         x = x.contiguous(
             memory_format=torch.channels_last if config.channels_last else torch.contiguous_format
@@ -191,9 +198,17 @@ def train_epoch(
         n = y.shape[0]
         total_loss += loss.detach().float() * n
         correct += (logits[:n].detach().argmax(1) == y).sum()
+        bad = ~torch.isfinite(loss.detach()) & (first_bad < 0)  # on the device: no host sync per step
+        first_bad = torch.where(bad, torch.full_like(first_bad, step), first_bad)
         seen += n
     if seen == 0:
         raise ValueError("the batch source yielded no batches")
+    if int(first_bad) >= 0:
+        raise TrainingDiverged(
+            f"{desc}: the training loss became non-finite at step {int(first_bad) + 1} of this epoch; "
+            f"the run stops here (its last finished epoch stays checkpointed). Lower the learning rate "
+            f"(lr={config.lr:g}, e.g. --set lr={config.lr / 2:g}) or check the data and the loss."
+        )
     return {"loss": float(total_loss) / seen, "acc": float(correct) / seen}
 
 
@@ -266,7 +281,14 @@ def train_stage(
         start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         metrics = train_epoch(
-            model, batches, optimizer, loss_fn, config, device, scaler, desc=f"{desc} {epoch + 1}/{epochs}"
+            model,
+            batches,
+            optimizer,
+            loss_fn,
+            config,
+            device,
+            scaler,
+            desc=f"{desc} epoch {epoch + 1}/{epochs}",
         )
         scheduler.step()
         if device.type == "cuda":

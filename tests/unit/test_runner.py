@@ -11,13 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from gearlib.data import load_dataset
 from gearlib.evaluate import clean_accuracy
+from gearlib.experiments import metrics_table
 from gearlib.train import store
 from gearlib.train.cli import summary
 from gearlib.train.methods import METHODS, plan_for
-from gearlib.train.runner import make_config, run_experiment
+from gearlib.train.runner import evaluate_run, make_config, run_experiment
 
 # Methods whose plan starts by taking GEARnn-2's final widths (a topology step).
 SMALL_TOPOLOGY = ("small-", "vanilla-", "phase1-", "phase2-")
@@ -73,7 +75,7 @@ def test_each_method_runs_end_to_end_with_all_metrics(method, runs_dir):
     assert (result.run_dir / store.METRICS).is_file() and (result.run_dir / store.FINAL).is_file()
     assert not (result.run_dir / store.CHECKPOINT).exists()
     assert summary(m).startswith(method)
-    assert result.model()(__import__("torch").rand(2, 3, 32, 32)).shape == (2, 10)
+    assert result.model()(torch.rand(2, 3, 32, 32)).shape == (2, 10)
 
 
 def test_gearnn2_reports_table_6_stages_and_small_copies_its_topology(runs_dir):
@@ -219,3 +221,45 @@ def test_jsd_lambda_reaches_the_training_loss(runs_dir):
     clean = [(a["loss"], b["loss"]) for a, b in zip(base, halved) if a.get("stage") == "osg1"]
     assert era and all(b < a for a, b in era)  # a smaller weight on a positive JSD term
     assert clean and all(a == b for a, b in clean)  # clean phases have no JSD term
+
+
+def test_a_diverging_run_stops_with_a_message_and_is_not_stored_as_finished(tmp_path, monkeypatch, capsys):
+    def nan_loss(jsd_lambda):
+        return lambda logits, y: logits.sum() * float("nan")
+
+    monkeypatch.setattr("gearlib.train.plan_run.default_loss_fn", nan_loss)
+    from gearlib.cli import main
+
+    args = ["run", "gearnn2", "--dataset", "synthetic", "--runs-dir", str(tmp_path), "--no-progress"]
+    assert main(args + [a for kv in TINY for a in ("--set", kv)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(
+        "gearlib run: error: gearnn2 osg1 (clean) epoch 1/1: the training loss became non-finite"
+    )
+    assert not list(tmp_path.glob(f"*/{store.METRICS}"))
+
+
+class _ConstantNet(torch.nn.Module):
+    """Predicts class 3 for every image (what a collapsed network does)."""
+
+    def __init__(self):
+        super().__init__()
+        self.logits = torch.nn.Parameter((torch.arange(10) == 3).float(), requires_grad=False)
+
+    def forward(self, x):
+        return self.logits.expand(x.shape[0], 10) + 0 * x.mean()
+
+
+def test_a_collapsed_network_is_flagged_in_metrics_summary_and_tables():
+    config = make_config("gearnn2", "smoke", "vgg19", "synthetic", overrides=TINY)
+    m = evaluate_run(config, _ConstantNet())
+    assert m["collapsed"] is True and m["top_class_share"] == 1.0
+    assert m["clean_acc"] == pytest.approx(10.0, abs=3)  # chance on the balanced synthetic test set
+    m.update(
+        method="gearnn2", arch="vgg19", dataset="synthetic", profile="smoke", size_fraction=0.01, params=1
+    )
+    m.update(train_seconds=1.0, train_joules=None, energy_backend_detail="time only", stages=[])
+    assert "collapsed" in metrics_table({"bad": m, "ok": {**m, "collapsed": False}}).loc["bad", "note"]
+    assert metrics_table({"ok": {**m, "collapsed": False}}).columns.tolist()[-1] == "latency (ms)"
+    line = summary(m)
+    assert "WARNING: collapsed: the network gives one class to 100% of the test images" in line

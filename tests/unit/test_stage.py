@@ -14,6 +14,7 @@ from torch import nn
 
 from gearlib.train.stage import (
     StageConfig,
+    TrainingDiverged,
     clean_cross_entropy,
     default_loss_fn,
     make_optimizer,
@@ -166,3 +167,14 @@ def test_bad_config_raises(kwargs):
 def test_bad_epochs_raise():
     with pytest.raises(ValueError, match="start_epoch"):
         train_stage(tiny_net(), batches(), 2, StageConfig(progress=False), start_epoch=3)
+
+
+def test_a_diverging_stage_stops_with_a_clear_message():
+    """An absurd learning rate drives the loss to inf/NaN: the stage raises, naming stage, epoch and step."""
+    model, data = tiny_net(), batches()
+    with pytest.raises(
+        TrainingDiverged, match=r"osg1 epoch 1/2: the training loss became non-finite at step 3"
+    ):
+        train_stage(
+            model, data, 2, StageConfig(lr=1e20, progress=False), loss_fn=clean_cross_entropy, desc="osg1"
+        )
