@@ -206,6 +206,20 @@ def _inline_figures() -> None:
     shell = get_ipython()
     if shell is not None and type(shell).__name__ == "ZMQInteractiveShell":
         shell.run_line_magic("matplotlib", "inline")
+        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, readable_html)
+
+
+def readable_html(table: pd.DataFrame) -> str:
+    """A table as the chapters show it: a missing energy reads "n/a (no meter)", any other missing value
+    "n/a", never None or NaN."""
+    energy = [c for c in table.columns if any(u in str(c) for u in ("(kJ)", "joules", "(J)"))]
+    if energy:
+        table = table.astype({c: object for c in energy})
+        table[energy] = table[energy].where(table[energy].notna(), NO_METER)
+    return table.to_html(na_rep="n/a")
+
+
+NO_METER = "n/a (no meter)"
 
 
 def _json_default(value: Any) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import matplotlib
+import pandas as pd
 import pytest
 import torch
 
@@ -22,6 +23,7 @@ from gearlib.experiments import (
     paper_dataset,
     plan_summary,
     provenance,
+    readable_html,
     stage_table,
     sweep,
 )
@@ -277,3 +279,12 @@ def test_committed_results_are_complete_runs():
         assert run["profile"] == path.parent.name, path.name
         assert 0.0 <= run["clean_acc"] <= 100.0 and 0.0 <= run["robust_acc"] <= 100.0, path.name
         assert run["train_seconds"] > 0 and run["widths"], path.name
+
+
+def test_tables_show_missing_values_as_n_a_never_none_or_nan():
+    table = pd.DataFrame(
+        {"C-acc (%)": [50.0, None], "E (kJ)": [1.5, None], "note": ["", None]}, index=["a", "b"]
+    )
+    html = readable_html(table)
+    assert "n/a (no meter)" in html and html.count(">n/a<") == 2
+    assert "None" not in html and "NaN" not in html and "1.5" in html
