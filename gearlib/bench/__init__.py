@@ -14,7 +14,7 @@ BENCHES = {
     "grow": "growth step time against one training epoch, per architecture",
     "augment": "batched AugMix/ERA images per second against torchvision's per-sample AugMix",
     "corrupt": "corruption generation speed and the projected time for a whole CIFAR-10-C",
-    "train": "GEARnn-2 against Small(AugMix), and the batched pipeline against per-sample loaders",
+    "train": "GEARnn-2 against Small(AugMix), batched against per-sample loaders, full against bare steps",
 }
 
 
