@@ -40,9 +40,11 @@ def jsd_divergence(logits_views: Sequence[torch.Tensor]) -> torch.Tensor:
     Returns:
         scalar tensor (0 when all views agree).
     """
-    probs = [F.softmax(v.float(), dim=1) for v in logits_views]
-    log_mixture = torch.stack(probs).mean(dim=0).clamp(1e-7, 1.0).log()
-    kls = [F.kl_div(log_mixture, p, reduction="batchmean") for p in probs]
+    log_probs = [F.log_softmax(v.float(), dim=1) for v in logits_views]
+    log_mixture = torch.stack(log_probs).exp().mean(dim=0).clamp(1e-7, 1.0).log()
+    # KL from log-probabilities (log_target): with probabilities as the target, a class whose softmax
+    # underflows to 0 (logits ~100 apart, e.g. a thin network in eval mode) gets gradient log(0) * 0 = NaN.
+    kls = [F.kl_div(log_mixture, lp, reduction="batchmean", log_target=True) for lp in log_probs]
     return torch.stack(kls).mean()
 
 

@@ -56,3 +56,21 @@ def test_bad_row_counts_raise() -> None:
         task_loss(torch.zeros(10, 3), torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match="rows"):
         jsd_loss([torch.zeros(4, 3), torch.zeros(5, 3)], torch.zeros(4, dtype=torch.long))
+
+
+def test_jsd_gradient_stays_finite_when_a_softmax_underflows():
+    """Logits 200 apart make softmax exactly 0 for some classes; the JSD and its gradient stay finite and
+    equal the float64 computation (a probability-target KL gave NaN gradients here)."""
+    logits = torch.tensor([[100.0, -100.0, 0.0], [3.0, 1.0, -2.0]])
+    views = [(logits * s).requires_grad_() for s in (1.0, 0.5, -1.0)]
+    jsd_divergence(views).backward()
+    assert all(torch.isfinite(v.grad).all() for v in views)
+    ref = [v.detach().double().requires_grad_() for v in views]
+    probs = [torch.softmax(r, 1) for r in ref]
+    mixture = torch.stack(probs).mean(0).clamp(1e-7, 1)
+    value = torch.stack(
+        [(p * (torch.log_softmax(r, 1) - mixture.log())).sum(1).mean() for p, r in zip(probs, ref)]
+    )
+    value.mean().backward()
+    for v, r in zip(views, ref):
+        assert torch.allclose(v.grad.double(), r.grad, atol=1e-5)
