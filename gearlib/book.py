@@ -79,6 +79,19 @@ def notebook_parameters(ipynb: Path) -> Dict[str, Any]:
     return dict(papermill.inspect_notebook(str(ipynb)))
 
 
+# Chapter parameters a profile's book sets unless --param does: CI's smoke book runs two seeds where the
+# chapters' default is three (two are enough to exercise the spreads and error bars).
+PROFILE_PARAMETERS: Dict[str, Dict[str, Any]] = {"smoke": {"seeds": [0, 1]}}
+
+
+def notebook_parameters_of(source: Path) -> Dict[str, Any]:
+    """The parameter names (and defaults) of a Jupytext chapter, read from its `parameters` cell."""
+    with tempfile.TemporaryDirectory() as tmp:
+        nb = Path(tmp) / f"{source.stem}.ipynb"
+        to_ipynb(source, nb)
+        return notebook_parameters(nb)
+
+
 def check_parameters(name: str, declared: Dict[str, Any], given: Dict[str, Any]) -> None:
     """Refuse parameters the notebook does not declare (papermill would inject them silently)."""
     unknown = sorted(set(given) - set(declared))
@@ -190,6 +203,9 @@ def run(args: argparse.Namespace) -> int:
     failures: List[str] = []
     for source in sources:
         params = {"profile": args.profile, **({"replay": True} if args.replay else {}), **extra}
+        declared = notebook_parameters_of(source)
+        defaults = PROFILE_PARAMETERS.get(args.profile, {})
+        params = {**{k: v for k, v in defaults.items() if k in declared}, **params}
         out = executed_dir / f"{source.stem}.ipynb"
         print(f"[{args.profile}] {source.stem} ...", flush=True)
         try:

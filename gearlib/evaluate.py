@@ -205,6 +205,24 @@ def prediction_share(predicted: torch.Tensor) -> float:
     return float(predicted.bincount().max()) / predicted.numel()
 
 
+# A clean accuracy no more than this many binomial standard errors above 1/classes cannot be told from a
+# network that guesses: its test set is too small or its training never took hold.
+CHANCE_Z = 2.0
+
+
+def chance_ceiling(test_images: int, num_classes: int, z: float = CHANCE_Z) -> float:
+    """The clean accuracy in % that a guessing network stays under: 100/classes + z standard errors."""
+    if test_images < 1 or num_classes < 2:
+        raise ValueError(f"need test_images >= 1 and num_classes >= 2, got {test_images} and {num_classes}")
+    p = 1.0 / num_classes
+    return 100.0 * (p + z * math.sqrt(p * (1 - p) / test_images))
+
+
+def at_chance(clean_acc: float, test_images: int, num_classes: int) -> bool:
+    """True when a clean accuracy (in %) on `test_images` images is within chance's noise band."""
+    return clean_acc <= chance_ceiling(test_images, num_classes)
+
+
 def clean_accuracy(
     model: torch.nn.Module,
     images_uint8: Any,

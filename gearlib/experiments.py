@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
@@ -16,10 +17,15 @@ import pandas as pd
 import torch
 
 from gearlib.analysis import loss_landscape_1d
+from gearlib.claims import METRICS, SEEDED_RUNS
+from gearlib.claims import spread as seed_spread
+from gearlib.claims import values as metric_values
 from gearlib.corrupt import corrupt
 from gearlib.data import DatasetNotFoundError, dataset_info, find_dataset, load_dataset
+from gearlib.evaluate import chance_ceiling
 from gearlib.profiles import get_profile
 from gearlib.train.runner import make_config, run_experiment
+from gearlib.train.store import config_hash
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -30,11 +36,20 @@ def results_dir(profile: str, root: Optional[PathLike] = None) -> Path:
     return base / profile
 
 
-def resolve_dataset(dataset: str, data_dir: Optional[PathLike] = None) -> str:
-    """'auto' means CIFAR-10 when it is on disk (e.g. the JPEG copy), otherwise the synthetic set."""
+# What 'auto' means per profile when it is not "CIFAR-10 if on disk": the smoke profile's thousand images and
+# one epoch a phase teach a network nothing on CIFAR-10, but do on the synthetic set, which is built to be
+# learnable, so its book checks the code on data where a working run must beat chance.
+AUTO_DATASET = {"smoke": "synthetic"}
+
+
+def resolve_dataset(dataset: str, data_dir: Optional[PathLike] = None, profile: str = "") -> str:
+    """'auto' means the profile's AUTO_DATASET, else CIFAR-10 when it is on disk (e.g. the JPEG copy), else
+    the synthetic set."""
     if dataset != "auto":
         dataset_info(dataset)
         return dataset
+    if profile in AUTO_DATASET:
+        return AUTO_DATASET[profile]
     try:
         find_dataset("cifar10", data_dir)
         return "cifar10"
@@ -68,7 +83,7 @@ class Chapter:
         if self.replay:
             self.dataset = self.dataset if self.dataset != "auto" else self._replayed_dataset()
         else:
-            self.dataset = resolve_dataset(self.dataset, self.data_dir)
+            self.dataset = resolve_dataset(self.dataset, self.data_dir, self.profile)
 
     def _replayed_dataset(self) -> str:
         folder = results_dir(self.profile, self.results_root)
@@ -114,14 +129,6 @@ class Chapter:
         path = self.result_path(method, arch, dataset, tag)
         if seed != self.seed:
             path = path.with_name(path.name.replace(f"-seed{self.seed}", f"-seed{seed}"))
-        if self.replay:
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"replay: {path} is missing. Run this chapter with replay=False on the {self.profile!r} "
-                    f"profile to produce it (results are never retrained silently)."
-                )
-            with open(path) as handle:
-                return json.load(handle)
         config = make_config(
             method,
             self.profile,
@@ -130,9 +137,13 @@ class Chapter:
             seed,
             [*self.overrides, *overrides],
         )
+        wanted = config_hash(config.training_dict())
+        if self.replay:
+            return _replayed(path, wanted, self.profile)
         result = run_experiment(config, data_dir=self.data_dir, progress=self.progress)
         record = dict(result.metrics)
         record["epochs"] = result.epochs
+        record["run_hash"] = wanted
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w") as handle:
             json.dump(record, handle, indent=1, sort_keys=True, default=_json_default)
@@ -158,6 +169,28 @@ class Chapter:
     def runs(self, methods: Sequence[str], **kwargs: Any) -> Dict[str, Dict[str, Any]]:
         """`run` for several methods, in order (Small baselines after the GEARnn-2 run they copy)."""
         return {m: self.run(m, **kwargs) for m in methods}
+
+
+def _replayed(path: Path, wanted: str, profile: str) -> Dict[str, Any]:
+    """A stored result, refused when missing or when it was trained with other settings than asked for."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"replay: {path} is missing. Run this chapter with replay=False on the {profile!r} "
+            f"profile to produce it (results are never retrained silently)."
+        )
+    with open(path) as handle:
+        record = json.load(handle)
+    if record.get("run_hash") != wanted:
+        raise StaleResultError(
+            f"replay: {path} was trained with other settings than the {profile!r} profile now asks for "
+            f"(run hash {record.get('run_hash') or 'not recorded'}, expected {wanted}); run this chapter "
+            f"with replay=False on that profile to regenerate it"
+        )
+    return record
+
+
+class StaleResultError(ValueError):
+    """A stored result whose training settings differ from the current profile's (or were never recorded)."""
 
 
 STANDARD_PARAMETERS = ("profile", "dataset", "arch", "seed", "data_dir", "replay", "overrides")
@@ -252,7 +285,8 @@ def stage_boundaries(run: Dict[str, Any]) -> List[float]:
 
 
 def metrics_table(runs: Dict[str, Dict[str, Any]]) -> Any:
-    """A pandas table in the paper's units: size %, C-acc %, R-acc %, T (min), E (kJ)."""
+    """A pandas table in the paper's units: size %, C-acc %, R-acc %, T (min), E (kJ), latency, and a note
+    for a run at chance or collapsed (or an early point, see `early_point`, that is expected near chance)."""
     rows = []
     for name, m in runs.items():
         joules = m.get("train_joules")
@@ -265,18 +299,112 @@ def metrics_table(runs: Dict[str, Dict[str, Any]]) -> Any:
                 "T (min)": round(m["train_seconds"] / 60, 2),
                 "E (kJ)": round(joules / 1000, 3) if joules is not None else None,
                 "latency (ms)": round(m["latency_ms_per_sample"], 3),
-                "note": collapse_note(m),
+                "latency spread (ms)": latency_spread(m),
+                "note": early_note(m) if early_point(m) else collapse_note(m),
             }
         )
     table = pd.DataFrame(rows).set_index("method")
     return table if table["note"].any() else table.drop(columns="note")
 
 
+def latency_spread(m: Dict[str, Any]) -> Optional[float]:
+    """Max - min of the latency windows' medians in ms (None for a result stored before windows existed)."""
+    spread = (m.get("latency") or {}).get("spread_ms")
+    return round(spread, 3) if spread is not None else None
+
+
+def seeded_runs(
+    chapter: Chapter, methods: Sequence[str], seeds: Sequence[int], **kwargs: Any
+) -> Dict[str, List[Dict[str, Any]]]:
+    """`Chapter.run` for every method and seed: method -> one metrics dict per seed, in seed order."""
+    if not seeds:
+        raise ValueError("seeds is empty; give at least one seed, e.g. [0, 1, 2]")
+    return {m: [chapter.run(m, seed=s, **kwargs) for s in seeds] for m in methods}
+
+
+def seed_table(runs: Dict[str, List[Dict[str, Any]]]) -> Any:
+    """Mean and standard deviation over seeds per method, in the paper's units (C-acc, R-acc, T, E).
+
+    A metric no run has (energy without a meter) is left out; std is n/a with one seed.
+    """
+    rows = []
+    for name, per_seed in runs.items():
+        row: Dict[str, Any] = {"method": name, "seeds": len(per_seed)}
+        for metric, (label, _) in METRICS.items():
+            xs = metric_values(per_seed, metric)
+            if xs:
+                row[f"{label} mean"] = round(statistics.fmean(xs), 2)
+                std = seed_spread(xs)
+                row[f"{label} std"] = round(std, 2) if std is not None else None
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("method")
+
+
+# What every stored result must carry for the book to render it.
+RESULT_KEYS = (
+    "method", "arch", "dataset", "profile", "seed", "clean_acc", "robust_acc", "size_fraction",
+    "train_seconds", "train_joules", "stages", "latency_ms_per_sample", "widths", "energy_backend",
+    "hardware", "test_images", "run_hash",
+)  # fmt: skip
+# A baseline trained from scratch (no growth) for fewer epochs than this is a curve's early point: it may
+# sit near chance, and its table note says so instead of flagging it.
+EARLY_EPOCHS = 4
+
+
+def early_point(m: Dict[str, Any]) -> bool:
+    """True for a run without a growth step trained for fewer than EARLY_EPOCHS epochs in all."""
+    plan = m.get("plan") or []
+    if not plan or any(step.get("kind") == "grow" for step in plan):
+        return False
+    return sum(step.get("epochs", 0) for step in plan if step.get("kind") == "train") < EARLY_EPOCHS
+
+
+def audit_results(folder: PathLike, seeds: Sequence[int] = (0, 1, 2)) -> List[str]:
+    """What is wrong with the results under `folder` (one line each): missing fields, runs at chance or
+    collapsed (early points excepted, see `early_point`), and seeded runs (claims.SEEDED_RUNS) lacking a
+    seed."""
+    problems: List[str] = []
+    names = set()
+    for path in sorted(Path(folder).glob("*.json")):
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or "clean_acc" not in record:
+            continue  # a chapter's own cached result (a loss landscape)
+        names.add(path.name)
+        missing = [k for k in RESULT_KEYS if k not in record]
+        if missing:
+            problems.append(f"{path.name}: lacks {', '.join(missing)}")
+            continue
+        note = collapse_note(record)
+        if note and not early_point(record):
+            problems.append(f"{path.name}: {note}")
+    for name in sorted(names):
+        for method in SEEDED_RUNS:
+            prefix = f"{method}-vgg19-"
+            if name.startswith(prefix) and name.endswith("-seed0.json"):
+                for s in seeds:
+                    other = name.replace("-seed0.json", f"-seed{s}.json")
+                    if other not in names:
+                        problems.append(
+                            f"{other}: missing (the chapters report {method} over seeds {list(seeds)})"
+                        )
+    return problems
+
+
+def early_note(m: Dict[str, Any]) -> str:
+    """The note of a curve's first point: near chance is expected there, and said so."""
+    if m.get("collapsed") or collapse_note(m):
+        return f"early point: under {EARLY_EPOCHS} epochs from scratch, near chance as expected"
+    return ""
+
+
 def collapse_note(m: Dict[str, Any]) -> str:
-    """'collapsed: ...' for a run whose network gives one class to most test images, else ''."""
-    if not m.get("collapsed"):
-        return ""
-    return f"collapsed: one class for {100 * m['top_class_share']:.0f}% of the test images"
+    """'collapsed: ...' or 'at chance: ...' for a run whose accuracy means nothing, else ''."""
+    if m.get("collapsed"):
+        return f"collapsed: one class for {100 * m['top_class_share']:.0f}% of the test images"
+    ceiling = chance_ceiling(m["test_images"], dataset_info(m["dataset"]).num_classes)
+    if m["clean_acc"] <= ceiling:
+        return f"at chance: {m['clean_acc']:.1f}% clean, a guessing network stays under {ceiling:.1f}%"
+    return ""
 
 
 # -- helpers for the results chapters ----------------------------------------------------------------

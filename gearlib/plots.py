@@ -16,6 +16,22 @@ def _plt() -> Any:
     return plt
 
 
+def _method_axis(ax: Any, xs: List[int], methods: Sequence[str], title: str) -> None:
+    """Method names under the bars, slanted; the metric as the panel's title."""
+    ax.set_xticks(xs)
+    ax.set_xticklabels(methods, rotation=30, ha="right", fontsize=8)
+    ax.set_title(title, fontsize=10)
+
+
+def _finish(fig: Any, axes: Any, title: str) -> Any:
+    """Legend in the first panel, the figure's title, tight layout."""
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
 def compare_bars(
     ours: Any, paper: Any, columns: Sequence[str], title: str = "", ours_label: str = "ours"
 ) -> Any:
@@ -38,14 +54,38 @@ def compare_bars(
         ax.bar(
             [x + width / 2 for x in xs], paper_vals, width, label="paper", color="#c9c9c9", edgecolor="#777"
         )
-        ax.set_xticks(list(xs))
-        ax.set_xticklabels(methods, rotation=30, ha="right", fontsize=8)
-        ax.set_title(col, fontsize=10)
-    axes[0][0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    return fig
+        _method_axis(ax, list(xs), methods, col)
+    return _finish(fig, axes, title)
+
+
+def seed_bars(
+    table: Any, columns: Sequence[str] = ("C-acc (%)", "R-acc (%)", "T (min)"), title: str = "",
+    paper: Optional[Any] = None,
+) -> Any:  # fmt: skip
+    """Bars of the mean over seeds with +- one standard deviation, one panel per metric.
+
+    Args:
+        table: `experiments.seed_table` output ("<column> mean" and "<column> std" per method).
+        columns: metrics to draw; paper: the paper's table (same index) drawn as grey bars beside ours.
+    """
+    plt = _plt()
+    columns = [c for c in columns if f"{c} mean" in table.columns]
+    methods = list(table.index)
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.4), squeeze=False)
+    width = 0.38 if paper is not None else 0.6
+    for ax, col in zip(axes[0], columns):
+        xs = list(range(len(methods)))
+        errors = [0.0 if v is None or v != v else v for v in table[f"{col} std"].tolist()]
+        left = [x - width / 2 for x in xs] if paper is not None else xs
+        ax.bar(left, table[f"{col} mean"], width, yerr=errors, capsize=4, color="#3b75af",
+               label=f"ours (mean ± std, {int(table['seeds'].min())}+ seeds)")  # fmt: skip
+        if paper is not None:
+            values = [paper.loc[m, col] if m in paper.index else float("nan") for m in methods]
+            ax.bar(
+                [x + width / 2 for x in xs], values, width, color="#c9c9c9", edgecolor="#777", label="paper"
+            )
+        _method_axis(ax, xs, methods, col)
+    return _finish(fig, axes, title)
 
 
 def relative_cost(

@@ -29,7 +29,7 @@
 
 # %% tags=["parameters", "remove-cell"]
 profile: str = "smoke"  # smoke | cpu | quadro | jetson
-dataset: str = "auto"  # auto: CIFAR-10 when on disk, else the synthetic set
+dataset: str = "auto"  # auto: synthetic on smoke; else CIFAR-10 when on disk, else synthetic
 arch: str = "vgg19"  # vgg19 | mobilenet_v1 | resnet18
 seed: int = 0  # seed of data subsets, initialisation and augmentation
 data_dir: str = ""  # empty: $GEARLIB_DATA, then ./data

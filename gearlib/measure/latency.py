@@ -1,6 +1,7 @@
-"""Per-sample inference latency: warm-up, then timed single-sample forwards with a synchronised clock.
+"""Per-sample inference latency: timed single-sample forwards with a synchronised clock, in windows.
 
-Reports median, interquartile range and mean in ms (plus an optional batched time per sample).
+Each window has its own warm-up; the headline is the median of the windows' medians, with their spread, so a
+stall that covers one window (another job on the CPU) cannot become the reported latency.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ class LatencyReport:
     """Inference latency of one model on one device.
 
     Attributes:
-        median_ms: median per-forward time in ms at batch 1 (the headline number).
+        median_ms: median over windows of each window's median per-forward time in ms at batch 1 (the
+            headline number).
+        window_medians_ms: each window's median in ms; spread_ms: their max - min.
         iqr_ms: interquartile range (q75 - q25) in ms.
         mean_ms: mean in ms.
-        iters: timed forwards; warmup: untimed forwards before them.
+        iters: timed forwards in all windows; warmup: untimed forwards before each window.
         batch_ms_per_sample: median batched time / batch size in ms (None unless batch_size > 1).
         batch_size: the batch size of that measurement.
         device: where it ran; threads: torch CPU threads during the run.
@@ -33,6 +36,8 @@ class LatencyReport:
     """
 
     median_ms: float
+    window_medians_ms: List[float]
+    spread_ms: float
     iqr_ms: float
     mean_ms: float
     iters: int
@@ -83,10 +88,12 @@ def _time_forwards(
     return times
 
 
-def _check_arguments(input_shape: Sequence[int], warmup: int, iters: int) -> None:
+def _check_arguments(input_shape: Sequence[int], warmup: int, iters: int, windows: int) -> None:
     """ValueError naming the bad value when the counts or the input shape cannot be timed."""
     if warmup < 0 or iters < 1:
         raise ValueError(f"warmup={warmup} must be >= 0 and iters={iters} >= 1 (defaults: 20 and 200)")
+    if windows < 1:
+        raise ValueError(f"windows={windows} must be >= 1 (default 5)")
     if len(input_shape) < 2:
         raise ValueError(
             f"input_shape={tuple(input_shape)} must include the batch dimension, e.g. (1, 3, 32, 32)"
@@ -134,17 +141,20 @@ def _batched_ms_per_sample(
 
 
 def _summarise(
-    times: Sequence[float],
+    windows: Sequence[Sequence[float]],
     warmup: int,
     batch_ms: Optional[float],
     batch_size: Optional[int],
     device: torch.device,
     threads: int,
 ) -> LatencyReport:
-    """The LatencyReport of per-forward times in s: median, IQR and mean in ms."""
-    times_ms = [t * 1000.0 for t in times]
+    """The LatencyReport of per-forward times in s, grouped by window: median of medians, spread, IQR, mean."""
+    times_ms = [t * 1000.0 for window in windows for t in window]
+    medians = [statistics.median(window) * 1000.0 for window in windows]
     return LatencyReport(
-        median_ms=statistics.median(times_ms),
+        median_ms=statistics.median(medians),
+        window_medians_ms=medians,
+        spread_ms=max(medians) - min(medians),
         iqr_ms=_quantile(times_ms, 0.75) - _quantile(times_ms, 0.25),
         mean_ms=statistics.fmean(times_ms),
         iters=len(times_ms),
@@ -168,6 +178,9 @@ def inference_latency(
     clock: Callable[[], float] = time.perf_counter,
     batch_size: Optional[int] = None,
     generator: Optional[torch.Generator] = None,
+    windows: int = 1,
+    pause_s: float = 0.0,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> LatencyReport:
     """Per-sample wall-clock inference time (eval mode, inference mode, input pre-allocated on the device).
 
@@ -178,17 +191,20 @@ def inference_latency(
         input_shape: one input (1, C, H, W); host-to-device copy is excluded.
         device: where to run (default: the model's device).
         warmup: untimed forwards first (lazy init, cuDNN autotune, clock ramp); keep it >= 20.
-        iters: timed forwards (keep it >= 200 for a stable median).
+        iters: timed forwards per window (keep it >= 200 in all for a stable median).
         threads: torch CPU threads during the run (restored afterwards); reported either way.
         sync: hook called before every clock read (default: torch.cuda.synchronize on CUDA, none on CPU).
         clock: time source in s (default time.perf_counter); injectable for tests.
         batch_size: if > 1, also time batches of this size and report time / batch_size.
         generator: seeds the random input.
+        windows: timed windows, each after `warmup` untimed forwards; the latency is their medians' median.
+        pause_s: idle seconds before each window after the first (spreads the windows out in time).
+        sleep: how to idle (default time.sleep); injectable for tests.
 
     Returns:
         LatencyReport with median, IQR and mean in ms.
     """
-    _check_arguments(input_shape, warmup, iters)
+    _check_arguments(input_shape, warmup, iters, windows)
     device = _resolve_device(model, device)
     if sync is None:
         sync = cuda_sync_fn(device)
@@ -196,7 +212,11 @@ def inference_latency(
     with _eval_on(model, device, threads):
         x = torch.rand(tuple(input_shape), generator=generator).to(device)
         with torch.inference_mode():
-            times = _time_forwards(model, x, warmup, iters, sync, clock)
+            times = []
+            for index in range(windows):
+                if index and pause_s > 0:
+                    sleep(pause_s)
+                times.append(_time_forwards(model, x, warmup, iters, sync, clock))
             if batch_size is not None and batch_size > 1:
                 batch_ms = _batched_ms_per_sample(
                     model, input_shape, device, batch_size, warmup, iters, sync, clock, generator

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import Any, Dict
 
 
 def add_parser(sub: Any) -> None:
@@ -47,6 +47,15 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _windows(m: Dict[str, Any]) -> str:
+    """' (median of 5 windows, spread 0.12 ms)' when the latency was timed in windows."""
+    latency = m.get("latency") or {}
+    medians = latency.get("window_medians_ms")
+    if not medians:
+        return ""
+    return f" (median of {len(medians)} windows, spread {latency['spread_ms']:.3f} ms)"
+
+
 def summary(m: dict, cached: bool = False) -> str:
     """A few lines with what the paper's tables report."""
     joules = f"{m['train_joules'] / 1000:.3f} kJ" if m.get("train_joules") is not None else "n/a"
@@ -58,12 +67,17 @@ def summary(m: dict, cached: bool = False) -> str:
         f"  size {100 * m['size_fraction']:.2f}% of the full model ({m['params']:,} parameters)",
         f"  training {m['train_seconds']:.1f} s, {joules} (energy: {m['energy_backend_detail']})",
         f"  stages: {stages}",
-        f"  inference {m['latency_ms_per_sample']:.3f} ms per sample",
+        f"  inference {m['latency_ms_per_sample']:.3f} ms per sample{_windows(m)}",
     ]
     if m.get("collapsed"):
         lines.append(
             f"  WARNING: collapsed: the network gives one class to {100 * m['top_class_share']:.0f}% of the "
             "test images; its accuracies mean nothing (see the epoch log for the loss)"
+        )
+    elif m.get("at_chance"):
+        lines.append(
+            f"  WARNING: at chance: {m['clean_acc']:.2f}% clean cannot be told from guessing on "
+            f"{m['test_images']} test images; train longer or on more images"
         )
     return "\n".join(lines)
 

@@ -19,7 +19,7 @@ import torch
 
 from gearlib import __version__
 from gearlib.data import ImageDataset, dataset_info, load_dataset
-from gearlib.evaluate import COLLAPSE_SHARE, prediction_share, predictions, robust_accuracy
+from gearlib.evaluate import COLLAPSE_SHARE, at_chance, prediction_share, predictions, robust_accuracy
 from gearlib.grow import check_feasible
 from gearlib.measure import hardware_info, inference_latency
 from gearlib.models import ARCHS, build, count_params, size_fraction
@@ -30,6 +30,7 @@ from gearlib.train.plan_run import PER_SAMPLE_VIEWS, PlanRun
 
 LOADERS = ("batched", "per-sample")
 RUN_KEYS = ("seed", "loader")  # --set keys that belong to the run, not to the profile
+LATENCY_PAUSE_S = 0.2  # idle time between latency windows, so that one burst of other work spans one window
 
 
 @dataclass(frozen=True)
@@ -235,10 +236,13 @@ def evaluate_run(
         seed=config.seed, device=device, clean=(test_x, test_y),
     )  # fmt: skip
     size = (1, 3, info.image_size, info.image_size)
-    latency = inference_latency(model, size, device=device, iters=p.latency_iters)
+    latency = inference_latency(
+        model, size, device=device, iters=p.latency_iters, windows=p.latency_windows, pause_s=LATENCY_PAUSE_S
+    )
     return {
         "evaluation": p.evaluation_dict(), "test_images": len(test_set), "clean_acc": clean,
         "top_class_share": share, "collapsed": share >= COLLAPSE_SHARE,
+        "at_chance": at_chance(clean, len(test_set), info.num_classes),
         "robust_acc": robust.robust_accuracy, "robust_source": robust.source,
         "robust_ci95": list(robust.ci95) if robust.ci95 is not None else None,
         "robust_extras_acc": robust.extras_accuracy, "robust_per_block": robust.n_per_block,

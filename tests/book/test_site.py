@@ -19,6 +19,8 @@ HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 ALLOWED_CONSOLE = ("THEBE_JS_URL",)  # jupyter-book 1.x declares it twice on every page (harmless)
+# What a table cell shows when a value is missing and nobody said why (gearlib prints "n/a (...)" instead).
+MISSING_TEXT = {"None", "NaN", "nan", "<NA>"}
 # CI sets GEARLIB_BOOK_CHECK=required: a missing book, Playwright or Chromium is then a failure, not a skip.
 REQUIRED = os.environ.get("GEARLIB_BOOK_CHECK", "") == "required"
 
@@ -109,6 +111,13 @@ def _check_page(browser, server: str, page_path: str) -> list:
             problems.append(
                 f"{page_path}: no figure in the chapter (was MPLBACKEND=Agg given to the kernel?)"
             )
+        cells = page.eval_on_selector_all(".cell_output table td", "els => els.map(e => e.innerText.trim())")
+        problems += [f"{page_path}: a table cell reads {c!r}" for c in sorted(set(cells) & MISSING_TEXT)]
+        problems += [
+            f"{page_path}: a results table shows a run that means nothing: {c}"
+            for c in cells
+            if c.startswith(("at chance:", "collapsed:"))
+        ]
         if "Traceback (most recent call last)" in page.inner_text("body"):
             problems.append(f"{page_path}: a traceback is shown to the reader")
     page.screenshot(path=str(SHOTS / (page_path.replace("/", "_") + ".png")), full_page=True)

@@ -71,3 +71,10 @@ def test_replay_of_a_missing_result_is_an_error_not_a_retrain(tmp_path):
     chapter = Chapter(profile="smoke", dataset="synthetic", replay=True, results_root=str(tmp_path))
     with pytest.raises(FileNotFoundError, match="never retrained"):
         chapter.run("gearnn2")
+
+
+def test_profile_parameters_reach_only_chapters_that_declare_them():
+    sources = {s.stem: s for s in book.chapters(ROOT)}
+    with_seeds = book.notebook_parameters_of(sources["06_main_results"])
+    assert "seeds" in with_seeds and "seeds" in book.PROFILE_PARAMETERS["smoke"]
+    assert "seeds" not in book.notebook_parameters_of(sources["01_motivation"])

@@ -5,6 +5,7 @@ One tiny One-Shot-Growth run (a few seconds on a CPU) backs the tests that need 
 
 from __future__ import annotations
 
+import json
 import math
 
 import matplotlib
@@ -14,7 +15,10 @@ import torch
 
 from gearlib import plots
 from gearlib.experiments import (
+    RESULT_KEYS,
     Chapter,
+    StaleResultError,
+    audit_results,
     corrupted_views,
     final_model,
     gains,
@@ -242,43 +246,70 @@ def test_lines_uses_integer_ticks_for_integer_x():
     assert fig.axes[0].get_xlabel() == "steps"
 
 
-RUN_KEYS = (
-    "method",
-    "arch",
-    "dataset",
-    "profile",
-    "clean_acc",
-    "robust_acc",
-    "size_fraction",
-    "params",
-    "train_seconds",
-    "train_joules",
-    "stages",
-    "latency_ms_per_sample",
-    "widths",
-    "energy_backend",
-    "hardware",
-    "gearlib_version",
-)
-
-
-def test_committed_results_are_complete_runs():
-    """Every run stored under results/<profile>/ (what replay renders) carries the metrics the book reads."""
-    import json
+def test_committed_results_are_complete_fresh_and_seeded():
+    """Every run stored under results/<profile>/ (what replay renders) passes the audit: the fields the
+    book reads, no run at chance or collapsed (early curve points excepted), every promised seed."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "results"
-    files = sorted(p for p in root.glob("*/*.json") if p.parent.name != "smoke")
-    runs = [(p, json.loads(p.read_text())) for p in files]
-    runs = [(p, r) for p, r in runs if isinstance(r, dict) and "clean_acc" in r]
-    if not runs:
-        pytest.skip("no committed results")
-    for path, run in runs:
-        missing = [k for k in RUN_KEYS if k not in run]
-        assert not missing, f"{path.name} lacks {missing}"
-        assert run["profile"] == path.parent.name, path.name
-        assert 0.0 <= run["clean_acc"] <= 100.0 and 0.0 <= run["robust_acc"] <= 100.0, path.name
-        assert run["train_seconds"] > 0 and run["widths"], path.name
+    folders = [p for p in sorted(root.iterdir()) if p.is_dir() and p.name != "smoke"] if root.is_dir() else []
+    problems = [f"{folder.name}/{line}" for folder in folders for line in audit_results(folder)]
+    assert not problems, "\n".join(problems)
+
+
+def _result(**changes):
+    record = {k: 1 for k in RESULT_KEYS}
+    record.update(method="gearnn2", arch="vgg19", dataset="synthetic", profile="cpu", seed=0, clean_acc=50.0)
+    record.update(robust_acc=40.0, test_images=256, top_class_share=0.2, collapsed=False, **changes)
+    return record
+
+
+def test_audit_results_finds_chance_missing_fields_and_missing_seeds(tmp_path):
+    def write(name, record):
+        (tmp_path / name).write_text(json.dumps(record))
+
+    for s in (0, 1, 2):
+        write(f"gearnn2-vgg19-synthetic-seed{s}.json", _result(seed=s))
+    write("landscape-vgg19-synthetic-seed0.json", {"curves": []})
+    assert audit_results(tmp_path) == []
+    write("small-clean-vgg19-synthetic-seed0.json", _result(method="small-clean", clean_acc=11.0))
+    write("gearnn1-vgg19-synthetic-seed0.json", {**_result(method="gearnn1"), "collapsed": True,
+                                                 "top_class_share": 0.95})  # fmt: skip
+    bad = {k: v for k, v in _result(method="osg-clean").items() if k != "run_hash"}
+    write("osg-clean-vgg19-synthetic-seed0.json", bad)
+    early = _result(
+        method="small-augmix", clean_acc=10.0, plan=[{"kind": "topology"}, {"kind": "train", "epochs": 1}]
+    )
+    write("small-augmix-vgg19-synthetic-seed0-epochs_small1.json", early)
+    grown = {**early, "plan": [{"kind": "train", "epochs": 1}, {"kind": "grow", "epochs": 0}]}
+    write("gearnn2-vgg19-synthetic-seed0-k40.json", grown)
+    problems = "\n".join(audit_results(tmp_path))
+    assert "small-clean-vgg19-synthetic-seed0.json: at chance: 11.0% clean" in problems
+    assert "gearnn1-vgg19-synthetic-seed0.json: collapsed: one class for 95%" in problems
+    assert "osg-clean-vgg19-synthetic-seed0.json: lacks run_hash" in problems
+    assert "small-clean-vgg19-synthetic-seed1.json: missing" in problems
+    assert "gearnn1-vgg19-synthetic-seed2.json: missing" in problems
+    assert "epochs_small1" not in problems  # a baseline's early point may sit near chance
+    assert "gearnn2-vgg19-synthetic-seed0-k40.json: at chance" in problems  # a grown run may not
+    assert "gearnn2-vgg19-synthetic-seed0.json" not in problems
+
+
+def test_replay_refuses_a_result_trained_with_other_settings(live):
+    chapter, run = live
+    replaying = Chapter(
+        profile="smoke",
+        dataset="synthetic",
+        overrides=list(TINY),
+        replay=True,
+        results_root=chapter.results_root,
+    )
+    assert replaying.run("osg-clean")["run_hash"] == run["run_hash"]
+    other = Chapter(
+        profile="smoke", dataset="synthetic", overrides=[*TINY, "lr=0.05"], replay=True,
+        results_root=chapter.results_root,
+    )  # fmt: skip
+    with pytest.raises(StaleResultError, match="trained with other settings"):
+        other.run("osg-clean")
 
 
 def test_tables_show_missing_values_as_n_a_never_none_or_nan():

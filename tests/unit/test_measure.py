@@ -830,6 +830,41 @@ def test_latency_median_two_ms_and_warmup_excluded():
     assert max(cold.times_ms) == pytest.approx(200.0)  # without warm-up the first call would count
 
 
+class StalledModel(nn.Module):
+    """2 ms per forward on a fake clock, except 200 ms for calls in `stalled` (another job took the CPU)."""
+
+    def __init__(self, clock: FakeClock, stalled: range) -> None:
+        super().__init__()
+        self.clock, self.stalled, self.calls = clock, stalled, 0
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        self.clock.t += 0.2 if self.calls in self.stalled else 0.002
+        self.calls += 1
+        return x * self.scale
+
+
+def test_latency_windows_keep_a_stall_out_of_the_headline():
+    # Window 2 of 5 (calls 60..119 with 10 warm-up + 20 timed per window) runs during a stall.
+    clock, pauses = FakeClock(), []
+    model = StalledModel(clock, range(60, 120))
+    report = inference_latency(
+        model, (1, 3, 8, 8), warmup=10, iters=20, clock=lambda: clock.t, windows=5, pause_s=0.3,
+        sleep=pauses.append,
+    )  # fmt: skip
+    assert model.calls == 5 * 30 and report.iters == 100 and pauses == [0.3] * 4
+    assert report.window_medians_ms[2] == pytest.approx(200.0)
+    assert report.median_ms == pytest.approx(2.0)
+    assert report.spread_ms == pytest.approx(198.0)
+    stalled_clock = FakeClock()
+    one = inference_latency(
+        StalledModel(stalled_clock, range(10, 30)), (1, 3, 8, 8), warmup=10, iters=20, clock=stalled_clock
+    )
+    assert one.median_ms > 100  # one window only: the stall is the reported latency
+    with pytest.raises(ValueError, match="windows=0"):
+        inference_latency(model, (1, 3, 8, 8), windows=0)
+
+
 def test_latency_real_tiny_model_threads_and_batch():
     model = nn.Sequential(
         nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)

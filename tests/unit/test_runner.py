@@ -260,6 +260,9 @@ def test_a_collapsed_network_is_flagged_in_metrics_summary_and_tables():
     )
     m.update(train_seconds=1.0, train_joules=None, energy_backend_detail="time only", stages=[])
     assert "collapsed" in metrics_table({"bad": m, "ok": {**m, "collapsed": False}}).loc["bad", "note"]
-    assert metrics_table({"ok": {**m, "collapsed": False}}).columns.tolist()[-1] == "latency (ms)"
+    healthy = {**m, "collapsed": False, "clean_acc": 60.0}
+    assert metrics_table({"ok": healthy}).columns.tolist()[-2:] == ["latency (ms)", "latency spread (ms)"]
+    guessing = metrics_table({"guess": {**m, "collapsed": False}}).loc["guess", "note"]
+    assert guessing.startswith("at chance: 10.0% clean")
     line = summary(m)
     assert "WARNING: collapsed: the network gives one class to 100% of the test images" in line
