@@ -10,6 +10,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,12 +85,20 @@ def notebook_parameters(ipynb: Path) -> Dict[str, Any]:
 PROFILE_PARAMETERS: Dict[str, Dict[str, Any]] = {"smoke": {"seeds": [0, 1]}}
 
 
-def notebook_parameters_of(source: Path) -> Dict[str, Any]:
-    """The parameter names (and defaults) of a Jupytext chapter, read from its `parameters` cell."""
-    with tempfile.TemporaryDirectory() as tmp:
-        nb = Path(tmp) / f"{source.stem}.ipynb"
-        to_ipynb(source, nb)
-        return notebook_parameters(nb)
+def notebook_parameters_of(source: Path) -> List[str]:
+    """The parameter names a Jupytext chapter declares: the assignments in its `parameters` cell."""
+    names: List[str] = []
+    inside = False
+    for line in source.read_text().splitlines():
+        if line.startswith("# %%"):
+            if inside:
+                break
+            inside = '"parameters"' in line
+        elif inside:
+            match = re.match(r"([A-Za-z_]\w*)\s*(?::[^=]*)?=", line)
+            if match:
+                names.append(match.group(1))
+    return names
 
 
 def check_parameters(name: str, declared: Dict[str, Any], given: Dict[str, Any]) -> None:
