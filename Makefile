@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
-PROFILE ?= smoke
+PROFILE ?=
 ONLY ?=
 BOOK_ARGS ?=
 COMPAT_VENV ?= .venv-compat
@@ -19,8 +19,9 @@ C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
 help:
 	@echo "make test         install into $(VENV) and run lint, the Python 3.8 check and the unit tests"
-	@echo "make book         install the book tools and build the book (PROFILE=$(PROFILE)) into _build/html"
-	@echo "                  PROFILE=cpu|quadro|jetson trains that profile; REPLAY=1 renders results/<profile>/"
+	@echo "make book         install the book tools and build the book into _build/html: the committed cpu"
+	@echo "                  results replayed (smoke live while results/cpu/ is empty); PROFILE=smoke|cpu|"
+	@echo "                  quadro|jetson executes that profile live; REPLAY=1 renders results/<profile>/"
 	@echo "make test-compat  run the unit tests against torch 2.1 / torchvision 0.16 in $(COMPAT_VENV)"
 	@echo "make test-book    the reader's check: open every built page in headless Chromium"
 	@echo "make pin          rewrite $(CONSTRAINTS) from the packages installed in $(VENV) (run the tests first)"
@@ -54,7 +55,7 @@ unit: $(VENV)/.test
 test: lint unit
 
 book: $(VENV)/.book
-	$(VENV)/bin/gearlib book --profile $(PROFILE) $(if $(ONLY),--only $(ONLY)) $(if $(REPLAY),--replay) $(BOOK_ARGS)
+	$(VENV)/bin/gearlib book $(if $(PROFILE),--profile $(PROFILE)) $(if $(ONLY),--only $(ONLY)) $(if $(REPLAY),--replay) $(BOOK_ARGS)
 
 book-smoke:
 	$(MAKE) book PROFILE=smoke

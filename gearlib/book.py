@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 ROOT_MARKERS = ("_toc.yml", "_config.yml", "notebooks")
 KERNEL = "gearlib"
@@ -24,7 +24,12 @@ KERNEL = "gearlib"
 
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser("book", help="execute the notebooks with papermill and build the book")
-    parser.add_argument("--profile", default="cpu", help="smoke, cpu, quadro or jetson (default cpu)")
+    parser.add_argument(
+        "--profile",
+        default=None,
+        help="smoke, cpu, quadro or jetson (default: replay the committed cpu results when results/cpu/ "
+        "holds any, else build smoke live)",
+    )
     parser.add_argument("--only", action="append", default=[], help="execute only this chapter (NN or slug)")
     parser.add_argument("-p", "--param", action="append", default=[], help="notebook parameter key=value")
     parser.add_argument("--replay", action="store_true", help="render from results/<profile>/, train nothing")
@@ -200,10 +205,23 @@ def build_html(root: Path) -> None:
         raise RuntimeError(f"jupyter-book build failed (exit {result.returncode}); see the warnings above")
 
 
+def default_build(root: Path) -> Tuple[str, bool, str]:
+    """(profile, replay, why) of a plain `make book`: the committed cpu results (real CIFAR-10 numbers, no
+    data or training needed) when results/cpu/ holds any, else the smoke profile executed live."""
+    folder = root / "results" / "cpu"
+    if folder.is_dir() and any(folder.glob("*.json")):
+        return "cpu", True, f"replaying the committed cpu results in {folder}"
+    return "smoke", False, f"{folder} holds no results yet, so the smoke profile is executed live"
+
+
 def run(args: argparse.Namespace) -> int:
     from gearlib.profiles import get_profile
 
     root = Path(args.root).resolve() if args.root else find_root()
+    if args.profile is None:
+        args.profile, replay, why = default_build(root)
+        args.replay = args.replay or replay
+        print(f"no --profile given: {why}", flush=True)
     get_profile(args.profile)  # refuse unknown profiles before anything runs
     extra = parse_params(args.param)
     sources = select(chapters(root), args.only)

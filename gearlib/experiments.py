@@ -11,8 +11,9 @@ import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -21,7 +22,7 @@ from gearlib.claims import METRICS, SEEDED_RUNS
 from gearlib.claims import spread as seed_spread
 from gearlib.claims import values as metric_values
 from gearlib.corrupt import corrupt
-from gearlib.data import DatasetNotFoundError, dataset_info, find_dataset, load_dataset
+from gearlib.data import DatasetNotFoundError, ImageDataset, dataset_info, find_dataset, load_dataset
 from gearlib.evaluate import chance_ceiling
 from gearlib.profiles import get_profile
 from gearlib.train.runner import make_config, run_experiment
@@ -166,9 +167,83 @@ class Chapter:
             json.dump(value, handle, indent=1, default=_json_default)
         return value
 
+    def trend(self) -> Tuple[List[str], str]:
+        """(overrides, result-file tag) of a run that only illustrates a trend: the profile's trend_subset
+        training images instead of train_subset (nothing to change when it is 0 or the same)."""
+        p = self.profile_config
+        if not p.trend_subset or p.trend_subset == p.train_subset:
+            return [], ""
+        return [f"train_subset={p.trend_subset}"], f"-n{p.trend_subset}"
+
+    def trend_note(self, what: str) -> str:
+        """A sentence for the page saying at what scale its trend runs were trained ('' at full scale)."""
+        overrides, _ = self.trend()
+        if not overrides:
+            return ""
+        n, full = self.profile_config.trend_subset, self.profile_config.train_subset
+        return (
+            f"{what} only illustrate a trend, so at this profile they train on **{n:,} images** instead of "
+            f"{full:,} (profile setting `trend_subset`); compare them with each other, not with other pages."
+        )
+
+    def test_images(self, n: int) -> ImageDataset:
+        """The first `n` of the chapter's SAMPLE_IMAGES test images (galleries, spectra, corruptions).
+
+        Live, they are loaded from the dataset and saved under results/samples/ so that a replayed book
+        shows the same images without a data directory; replayed, they are read from there (the synthetic
+        set is generated, never stored).
+        """
+        if not 1 <= n <= SAMPLE_IMAGES:
+            raise ValueError(f"n={n} test images asked for; a chapter may show 1 to {SAMPLE_IMAGES}")
+        path = samples_path(self.dataset, self.seed, self.results_root)
+        if self.dataset == "synthetic" or not self.replay:
+            sample = load_dataset(self.dataset, "test", self.data_dir, subset=SAMPLE_IMAGES, seed=self.seed)
+            stored = load_samples(path) if path.is_file() and self.dataset != "synthetic" else None
+            if self.dataset != "synthetic" and (
+                stored is None or not torch.equal(stored.images, sample.images)
+            ):
+                save_samples(sample, path)  # (re)written only when it changed, so git sees no churn
+        elif path.is_file():
+            sample = load_samples(path)
+        else:
+            raise FileNotFoundError(
+                f"replay: {path} is missing; run any chapter that shows images with replay=False on a machine "
+                f"with the {self.dataset} data to write it"
+            )
+        return ImageDataset(sample.images[:n], sample.labels[:n], sample.classes, sample.source)
+
     def runs(self, methods: Sequence[str], **kwargs: Any) -> Dict[str, Dict[str, Any]]:
         """`run` for several methods, in order (Small baselines after the GEARnn-2 run they copy)."""
         return {m: self.run(m, **kwargs) for m in methods}
+
+
+# Test images a chapter may show (galleries, spectra, corruption figures), stored with the results.
+SAMPLE_IMAGES = 64
+
+
+def samples_path(dataset: str, seed: int, root: Optional[PathLike] = None) -> Path:
+    """`results/samples/<dataset>-test-seed<seed>.npz`, shared by every profile's book."""
+    return results_dir("samples", root) / f"{dataset}-test-seed{seed}.npz"
+
+
+def save_samples(sample: ImageDataset, path: Path) -> None:
+    """Write images (uint8 NCHW), labels, class names and source to a compressed .npz."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez_compressed(
+        tmp, images=sample.images.numpy(), labels=sample.labels.numpy(), classes=np.array(sample.classes),
+        source=np.array(sample.source),
+    )  # fmt: skip
+    os.replace(tmp, path)
+
+
+def load_samples(path: Path) -> ImageDataset:
+    """Read what `save_samples` wrote."""
+    with np.load(path) as data:
+        return ImageDataset(
+            torch.from_numpy(data["images"]), torch.from_numpy(data["labels"]).long(),
+            [str(c) for c in data["classes"]], f"{data['source']} (stored sample {path.name})",
+        )  # fmt: skip
 
 
 def _replayed(path: Path, wanted: str, profile: str) -> Dict[str, Any]:
@@ -435,7 +510,13 @@ def nshot_method(base: str, steps: int) -> str:
 
 
 def sweep(
-    chapter: Chapter, method: str, setting: str, values: Sequence[Any], **kwargs: Any
+    chapter: Chapter,
+    method: str,
+    setting: str,
+    values: Sequence[Any],
+    overrides: Sequence[str] = (),
+    tag: str = "",
+    **kwargs: Any,
 ) -> Dict[Any, Any]:
     """Runs of one method with one profile setting varied: {value: run}, each saved under its own tag.
 
@@ -444,10 +525,12 @@ def sweep(
         method: method name (e.g. 'gearnn2').
         setting: profile field to vary (e.g. 'epochs_er' = E_R).
         values: the values it takes.
+        overrides, tag: further settings of every run and the tag they add to its file name.
         **kwargs: passed on to `Chapter.run` (arch, dataset, seed).
     """
     return {
-        v: chapter.run(method, overrides=[f"{setting}={v}"], tag=f"-{setting}{v}", **kwargs) for v in values
+        v: chapter.run(method, overrides=[*overrides, f"{setting}={v}"], tag=f"-{setting}{v}{tag}", **kwargs)
+        for v in values
     }
 
 

@@ -35,7 +35,6 @@ replay: bool = False  # True: read results/<profile>/ instead of training
 from IPython.display import Markdown, display
 
 from gearlib import corrupt
-from gearlib.data import load_dataset
 from gearlib.experiments import open_chapter
 
 chapter = open_chapter(globals())
@@ -49,7 +48,7 @@ display(Markdown(chapter.banner()))
 # (the four extras last), columns severities 1 to 5.
 
 # %%
-test = load_dataset(chapter.dataset, "test", chapter.data_dir, subset=100, seed=seed)
+test = chapter.test_images(8)
 image = test.images[7].permute(1, 2, 0).numpy()
 fig = corrupt.gallery(image)
 

@@ -38,7 +38,7 @@ import torch
 from IPython.display import Markdown, display
 
 from gearlib import augment, paper, plots
-from gearlib.data import load_dataset, to_float
+from gearlib.data import to_float
 from gearlib.experiments import metrics_table, open_chapter
 
 chapter = open_chapter(globals(), extra=["variants"])
@@ -51,7 +51,7 @@ display(Markdown(chapter.banner()))
 # augments whole batches at once on the training device, with a seeded generator.
 
 # %%
-images = to_float(load_dataset(chapter.dataset, "test", chapter.data_dir, subset=40, seed=seed).images[:4])
+images = to_float(chapter.test_images(4).images)
 g = torch.Generator().manual_seed(seed)
 era_views = augment.era(images, generator=g)
 augmix_views = augment.augmix(images, generator=g)[1:]
@@ -68,13 +68,14 @@ fig = plots.view_grid(
 
 # %%
 knobs = paper.table8()
+trend, trend_tag = chapter.trend()
+display(Markdown(chapter.trend_note("These runs of one knob at a time")))
 runs = {}
 for name in variants:
     w, d, j = (int(v) for v in knobs.loc[name, ["w", "d", "J"]])
-    runs[name] = chapter.run(
-        "small-era", overrides=[f"era_width={w}", f"era_depth={d}", f"era_views={j}"], tag=f"-w{w}d{d}j{j}"
-    )
-runs["AugMix"] = chapter.run("small-augmix")
+    knob = [f"era_width={w}", f"era_depth={d}", f"era_views={j}"]
+    runs[name] = chapter.run("small-era", overrides=[*trend, *knob], tag=f"-w{w}d{d}j{j}{trend_tag}")
+runs["AugMix"] = chapter.run("small-augmix", overrides=trend, tag=trend_tag)
 ours = metrics_table(runs)
 ours[["R-acc (%)", "C-acc (%)", "T (min)"]].join(knobs[["w", "d", "J"]])
 

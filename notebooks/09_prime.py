@@ -42,7 +42,7 @@ import torch
 from IPython.display import Markdown, display
 
 from gearlib import augment, paper, plots
-from gearlib.data import load_dataset, to_float
+from gearlib.data import to_float
 from gearlib.experiments import gains, metrics_table, open_chapter, provenance
 
 chapter = open_chapter(globals())
@@ -55,7 +55,7 @@ display(Markdown(chapter.banner()))
 # view (three mixed chains), and a view of ERA drawing its operations from PRIME.
 
 # %%
-images = to_float(load_dataset(chapter.dataset, "test", chapter.data_dir, subset=40, seed=seed).images[:4])
+images = to_float(chapter.test_images(4).images)
 g = torch.Generator().manual_seed(seed)
 ops = augment.PrimeOps()
 singles = [ops.sample_and_apply(name, images.clone(), generator=g) for name in augment.PRIMITIVES]

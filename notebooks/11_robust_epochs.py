@@ -57,8 +57,11 @@ families = {
     "Small (AugMix) (E)": ("small-augmix", "epochs_small"),
     "GEARnn-1 (E_2)": ("gearnn1", "epochs_e2"),
 }
+trend, trend_tag = chapter.trend()
+display(Markdown(chapter.trend_note("These curves")))
 sweeps = {
-    label: sweep(chapter, method, setting, robust_epochs) for label, (method, setting) in families.items()
+    label: sweep(chapter, method, setting, robust_epochs, overrides=trend, tag=trend_tag)
+    for label, (method, setting) in families.items()
 }
 curves = {label: metrics_table(runs).rename_axis("robust epochs") for label, runs in sweeps.items()}
 pd.concat(curves, names=["method"])

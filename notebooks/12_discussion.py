@@ -31,14 +31,14 @@ data_dir: str = ""  # empty: $GEARLIB_DATA, then ./data
 replay: bool = False  # True: read results/<profile>/ instead of training
 seeds: list = [0, 1, 2]  # seeds of the One-Shot Growth runs whose topologies are averaged
 corruptions: list = ["gaussian_noise", "motion_blur", "fog"]  # corruptions shown one by one (severity 3)
-spectrum_images: int = 200  # test images behind each Fourier spectrum
+spectrum_images: int = 64  # test images behind each Fourier spectrum (at most 64, the stored sample)
 
 # %% tags=["remove-cell"]
 import torch
 from IPython.display import Markdown, display
 
 from gearlib import analysis, augment, corrupt, plots
-from gearlib.data import load_dataset, to_float
+from gearlib.data import to_float
 from gearlib.experiments import (
     corrupted_views,
     epoch_curve,
@@ -116,9 +116,7 @@ fig = analysis.plot_landscapes({m: (c["alphas"], c["losses"]) for m, c in curves
 # at severity 3, and the mean over the 15 benchmark corruptions.
 
 # %%
-clean = to_float(
-    load_dataset(chapter.dataset, "test", chapter.data_dir, subset=spectrum_images, seed=seed).images
-)
+clean = to_float(chapter.test_images(spectrum_images).images)
 era_views = torch.cat(augment.era(clean, generator=torch.Generator().manual_seed(seed))[1:])
 corrupted = corrupted_views(clean, corrupt.BENCHMARK_CORRUPTIONS, severity=3, seed=seed)
 spectra = {"clean": analysis.spectrum(clean), "ERA views": analysis.spectrum(era_views)}

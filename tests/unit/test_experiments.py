@@ -319,3 +319,47 @@ def test_tables_show_missing_values_as_n_a_never_none_or_nan():
     html = readable_html(table)
     assert "n/a (no meter)" in html and html.count(">n/a<") == 2
     assert "None" not in html and "NaN" not in html and "1.5" in html
+
+
+def test_test_images_are_stored_live_and_replayed_without_data(tmp_path):
+    from gearlib.data import load_dataset
+    from gearlib.experiments import SAMPLE_IMAGES, samples_path, save_samples
+
+    sample = load_dataset("synthetic", "test", subset=SAMPLE_IMAGES, seed=0)
+    # stand in for a CIFAR-10 sample written by a live chapter: replay must read it, with no data directory
+    save_samples(sample, samples_path("cifar10", 0, tmp_path))
+    replaying = Chapter(profile="smoke", dataset="cifar10", replay=True, results_root=str(tmp_path))
+    shown = replaying.test_images(5)
+    assert torch.equal(shown.images, sample.images[:5]) and torch.equal(shown.labels, sample.labels[:5])
+    assert shown.classes == sample.classes and "stored sample" in shown.source
+    live = Chapter(profile="smoke", dataset="synthetic", results_root=str(tmp_path))
+    assert torch.equal(live.test_images(3).images, sample.images[:3])
+    assert not samples_path("synthetic", 0, tmp_path).exists()  # generated data is never stored
+    with pytest.raises(ValueError, match="n=65"):
+        live.test_images(SAMPLE_IMAGES + 1)
+    other = Chapter(profile="smoke", dataset="cifar10", seed=3, replay=True, results_root=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="cifar10-test-seed3.npz is missing"):
+        other.test_images(2)
+
+
+def test_default_book_replays_committed_cpu_results_else_builds_smoke_live(tmp_path):
+    from gearlib import book
+
+    assert book.default_build(tmp_path)[:2] == ("smoke", False)
+    (tmp_path / "results" / "cpu").mkdir(parents=True)
+    (tmp_path / "results" / "cpu" / "gearnn2-vgg19-cifar10-seed0.json").write_text("{}")
+    assert book.default_build(tmp_path)[:2] == ("cpu", True)
+
+
+def test_trend_runs_use_the_profiles_trend_subset_and_their_own_file_names(tmp_path):
+    full = Chapter(profile="smoke", dataset="synthetic", results_root=str(tmp_path))
+    assert full.trend() == ([], "") and full.trend_note("These runs") == ""
+    cpu = Chapter(profile="cpu", dataset="synthetic", results_root=str(tmp_path))
+    assert cpu.trend() == (["train_subset=4000"], "-n4000")
+    assert "4,000 images" in cpu.trend_note("These curves") and "10,000" in cpu.trend_note("These curves")
+    same = Chapter(profile="cpu", dataset="synthetic", overrides=["trend_subset=10000"])
+    assert same.trend() == ([], "")
+    # the trend setting picks runs; it is not part of any run's training identity
+    from gearlib.profiles import get_profile
+
+    assert "trend_subset" not in get_profile("cpu").training_dict()
