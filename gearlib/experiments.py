@@ -37,7 +37,7 @@ def results_dir(profile: str, root: Optional[PathLike] = None) -> Path:
     return base / profile
 
 
-# What 'auto' means per profile when it is not "CIFAR-10 if on disk": the smoke profile's thousand images and
+# What 'auto' means per profile when it is not "CIFAR-10 if on disk": the smoke profile's few hundred images and
 # one epoch a phase teach a network nothing on CIFAR-10, but do on the synthetic set, which is built to be
 # learnable, so its book checks the code on data where a working run must beat chance.
 AUTO_DATASET = {"smoke": "synthetic"}
