@@ -88,6 +88,32 @@ def seed_bars(
     return _finish(fig, axes, title)
 
 
+def claim_gaps(table: Any, title: str = "") -> Any:
+    """One bar per claim: its gap in units of the seeds' spread; inside the band at +-1 it is noise.
+
+    Args:
+        table: `claims.judge` output (columns "gap", "seed spread", "verdict"); rows without a gap are skipped.
+    """
+    plt = _plt()
+    rows = table[table["gap"].notna()]
+    colours = {"holds": "#3b8f4e", "fails": "#b8423a", "within noise": "#9a9a9a"}
+    scaled = [g / s if s else g for g, s in zip(rows["gap"], rows["seed spread"].fillna(0))]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
+    ys = list(range(len(rows)))
+    ax.barh(ys, scaled, color=[colours.get(v, "#3b75af") for v in rows["verdict"]])
+    ax.axvspan(-1, 1, color="#dddddd", alpha=0.6, label="within the seeds' spread")
+    ax.axvline(0, color="#555", lw=0.8)
+    ax.set_yticks(ys)
+    ax.set_yticklabels(list(rows.index), fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("gap / seed spread (positive: the claim is met)")
+    ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def relative_cost(
     ours: Any, paper: Any, baseline: str, columns: Sequence[str] = ("T (min)", "E (kJ)")
 ) -> Any:

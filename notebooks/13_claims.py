@@ -45,7 +45,7 @@ seeds: list = [0, 1, 2]  # seeds of the headline runs and of One-Shot against 3-
 import pandas as pd
 from IPython.display import Markdown, display
 
-from gearlib import claims
+from gearlib import claims, plots
 from gearlib.experiments import open_chapter, provenance
 
 chapter = open_chapter(globals(), extra=["seeds"])
@@ -71,6 +71,13 @@ pd.Series({label: len(r) for label, r in runs.items()}, name="seeds").to_frame()
 table = claims.judge(claims.paper_claims(), runs, claims.reference_spreads(runs))
 with pd.option_context("display.max_colwidth", None):
     display(table)
+
+# %% [markdown]
+# The same verdicts as a picture: each claim's gap divided by the seeds' spread. Bars inside the grey
+# band are within noise; green bars are claims that hold, red ones claims that fail.
+
+# %%
+fig = plots.claim_gaps(table, title=f"claims at the {chapter.profile} profile ({chapter.dataset})")
 
 # %%
 counts = table["verdict"].value_counts()
