@@ -40,21 +40,11 @@ seeds: list = [0, 1, 2]  # seeds of One-Shot Growth against 3-shot growth
 import pandas as pd
 from IPython.display import Markdown, display
 
+from gearlib import experiments as ex
 from gearlib import paper, plots
-from gearlib.experiments import (
-    metrics_table,
-    nshot_method,
-    open_chapter,
-    paper_dataset,
-    plan_summary,
-    provenance,
-    seed_table,
-    seeded_runs,
-    stage_table,
-)
 from gearlib.models import full_widths, unit_names
 
-chapter = open_chapter(globals(), extra=["steps", "seeds"])
+chapter = ex.open_chapter(globals(), extra=["steps", "seeds"])
 display(Markdown(chapter.banner()))
 
 # %% [markdown]
@@ -66,10 +56,10 @@ display(Markdown(chapter.banner()))
 # the larger N train for more epochs in total; read the comparison with that in mind.
 
 # %%
-g1 = {n: chapter.run(nshot_method("gearnn1", n)) for n in steps}
-g2 = {n: chapter.run(nshot_method("gearnn2", n)) for n in steps}
-plans = {"GEARnn-1": {n: plan_summary(r) for n, r in g1.items()}}
-plans["GEARnn-2"] = {n: plan_summary(r) for n, r in g2.items()}
+g1 = {n: chapter.run(ex.nshot_method("gearnn1", n)) for n in steps}
+g2 = {n: chapter.run(ex.nshot_method("gearnn2", n)) for n in steps}
+plans = {"GEARnn-1": {n: ex.plan_summary(r) for n, r in g1.items()}}
+plans["GEARnn-2"] = {n: ex.plan_summary(r) for n, r in g2.items()}
 with pd.option_context("display.max_colwidth", None):
     display(pd.DataFrame(plans).rename_axis("steps"))
 
@@ -78,8 +68,8 @@ with pd.option_context("display.max_colwidth", None):
 
 # %%
 ours = {
-    "GEARnn-1": metrics_table(g1).rename_axis("steps"),
-    "GEARnn-2": metrics_table(g2).rename_axis("steps"),
+    "GEARnn-1": ex.metrics_table(g1).rename_axis("steps"),
+    "GEARnn-2": ex.metrics_table(g2).rename_axis("steps"),
 }
 pd.concat(ours, axis=1)
 
@@ -103,8 +93,8 @@ table4
 # and 3-shot growth for both algorithms, one run per seed, reported as mean ± standard deviation.
 
 # %%
-pair = [nshot_method(g, n) for g in ("gearnn1", "gearnn2") for n in (1, 3)]
-osg_vs_3 = seed_table(seeded_runs(chapter, pair, seeds))
+pair = [ex.nshot_method(g, n) for g in ("gearnn1", "gearnn2") for n in (1, 3)]
+osg_vs_3 = ex.seed_table(ex.seeded_runs(chapter, pair, seeds))
 osg_vs_3
 
 # %%
@@ -150,9 +140,9 @@ pd.DataFrame({"GEARnn-1": ours["GEARnn-1"]["size (%)"], "GEARnn-2": ours["GEARnn
 # clean accuracy of that phase is not measured separately here (it would need `osg-clean-nN` runs).
 
 # %%
-costs = stage_table(g2)
+costs = ex.stage_table(g2)
 clean_phase = costs[costs.stage != "era"].groupby("method")[["T (min)", "E (kJ)"]].sum(min_count=1)
-small = metrics_table({"small-clean": chapter.run("small-clean")})[["T (min)", "E (kJ)"]]
+small = ex.metrics_table({"small-clean": chapter.run("small-clean")})[["T (min)", "E (kJ)"]]
 pd.concat([small, clean_phase.rename(index=lambda n: f"growth phase, N={n}")]).round(3)
 
 # %%
@@ -164,7 +154,7 @@ paper.table10()
 # and CIFAR-100. Our counterpart is the GEARnn-1 half of our table above.
 
 # %%
-counterpart = paper_dataset(chapter.dataset)
+counterpart = ex.paper_dataset(chapter.dataset)
 display(Markdown(f"**paper**, Table 11 (Quadro, VGG-19); the columns for our dataset are {counterpart}'s"))
 paper.table11()
 
@@ -174,4 +164,4 @@ paper.table11()
 # growth step followed by a robust phase. Our runs were produced with:
 
 # %%
-display(Markdown(provenance(g2[steps[0]])))
+display(Markdown(ex.provenance(g2[steps[0]])))
