@@ -36,6 +36,8 @@ $(VENV)/.torch: $(CONSTRAINTS)
 
 $(VENV)/.test: $(VENV)/.torch pyproject.toml $(CONSTRAINTS)
 	$(PIP) install $(C) -e ".[test]"
+	# torchattacks (the PGD cross-check) pins requests~=2.25.1, which it never imports: install it alone.
+	$(PIP) install --no-deps "torchattacks==3.5.1"
 	touch $@
 
 $(VENV)/.book: $(VENV)/.test

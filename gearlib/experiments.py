@@ -25,6 +25,7 @@ from gearlib.corrupt import corrupt
 from gearlib.data import DatasetNotFoundError, ImageDataset, dataset_info, find_dataset, load_dataset
 from gearlib.evaluate import chance_ceiling
 from gearlib.profiles import get_profile
+from gearlib.train.methods import get_method
 from gearlib.train.runner import make_config, run_experiment
 from gearlib.train.store import config_hash
 
@@ -127,17 +128,17 @@ class Chapter:
     ) -> Dict[str, Any]:
         """Metrics (plus per-epoch log under 'epochs') of one run: trained (and saved) or replayed."""
         seed = self.seed if seed is None else seed
-        path = self.result_path(method, arch, dataset, tag)
-        if seed != self.seed:
-            path = path.with_name(path.name.replace(f"-seed{self.seed}", f"-seed{seed}"))
         config = make_config(
             method,
             self.profile,
-            arch or self.arch,
+            arch or self.arch_for(method),
             dataset or self.dataset,
             seed,
             [*self.overrides, *overrides],
         )
+        path = self.result_path(method, config.arch, dataset, tag)
+        if seed != self.seed:
+            path = path.with_name(path.name.replace(f"-seed{self.seed}", f"-seed{seed}"))
         wanted = config_hash(config.training_dict())
         if self.replay:
             return _replayed(path, wanted, self.profile)
@@ -149,6 +150,10 @@ class Chapter:
         with open(path, "w") as handle:
             json.dump(record, handle, indent=1, sort_keys=True, default=_json_default)
         return record
+
+    def arch_for(self, method: str) -> Optional[str]:
+        """The chapter's arch for a GEARnn method; None (the profile's adv_arch) for an adversarial one."""
+        return None if get_method(method).family == "adversarial" else self.arch
 
     def cached(self, name: str, compute: Any) -> Any:
         """A chapter's own JSON-able result (e.g. a loss landscape): computed live and saved, or replayed."""
@@ -600,7 +605,7 @@ def final_model(
     config = make_config(
         method,
         chapter.profile,
-        arch or chapter.arch,
+        arch or chapter.arch_for(method),
         chapter.dataset,
         chapter.seed,
         [*chapter.overrides, *overrides],

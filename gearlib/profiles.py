@@ -38,6 +38,15 @@ PAPER_EPOCHS: Dict[str, Dict[str, Dict[str, int]]] = {
 PROFILE_NAMES = ("smoke", "cpu", "quadro", "jetson")
 # Fields only evaluation reads: changing them re-evaluates a trained run instead of retraining it.
 EVALUATION_FIELDS = ("test_subset", "robust_per_block", "latency_iters", "latency_windows")
+# The adversarial methods' own settings (FLOAT, SMART, PGD-AT, OAT); GEARnn runs never read them.
+ADVERSARIAL_TRAINING_FIELDS = (
+    "adv_arch", "adv_width", "adv_epochs", "adv_train_subset", "adv_eps", "adv_train_steps",
+)  # fmt: skip
+ADVERSARIAL_EVALUATION_FIELDS = (
+    "adv_test_subset", "adv_eval_images", "adv_eval_steps", "adv_eval_repeats", "adv_eot",
+)  # fmt: skip
+# The shared fields an adversarial run reads besides its own: where it runs and the SGD settings.
+ADVERSARIAL_SHARED_FIELDS = ("name", "device", "batch_size", "lr", "momentum", "weight_decay")
 # Fields only the book reads (which runs it asks for), never training or evaluation.
 BOOK_FIELDS = ("trend_subset",)
 # Training fields added after runs were stored, with the value that reproduces the older behaviour: a field
@@ -100,6 +109,19 @@ class Profile:
     latency_iters: int = 200  # timed single-sample forwards per window
     latency_windows: int = 5  # windows, each after its own warm-up; the latency is their median
     num_workers: int = 4  # only for the per-sample reference loader
+    # Adversarial training (FLOAT, SMART, PGD-AT, OAT; book/notes/adversarial.md): the paper's models are
+    # CIFAR ResNet-34 at width 64, trained 200 epochs against L-inf PGD-7 at eps 8/255 (OAT's settings).
+    adv_arch: str = "resnet34"
+    adv_width: int = 64
+    adv_epochs: int = 200
+    adv_train_subset: int = 0  # training images (0 = all)
+    adv_eps: float = 8.0  # L-inf radius in units of 1/255
+    adv_train_steps: int = 7  # PGD steps while training
+    adv_test_subset: int = 0  # test images for clean accuracy (0 = all)
+    adv_eval_images: int = 0  # test images attacked in evaluation (0 = all)
+    adv_eval_steps: int = 20  # PGD steps in evaluation
+    adv_eval_repeats: int = 3  # evaluation repeats: the noisy models answer differently every time
+    adv_eot: int = 10  # gradient draws per step of EOT-PGD (Expectation over Transformation)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -134,19 +156,21 @@ class Profile:
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def training_dict(self) -> Dict[str, Any]:
-        """The fields training reads (what a trained run's identity hashes)."""
+    def training_dict(self, family: str = "gearnn") -> Dict[str, Any]:
+        """The fields training reads (what a trained run's identity hashes) for a method family."""
+        if family == "adversarial":
+            return {k: getattr(self, k) for k in ADVERSARIAL_SHARED_FIELDS + ADVERSARIAL_TRAINING_FIELDS}
+        skip = EVALUATION_FIELDS + BOOK_FIELDS + ADVERSARIAL_TRAINING_FIELDS + ADVERSARIAL_EVALUATION_FIELDS
         return {
             k: v
             for k, v in self.to_dict().items()
-            if k not in EVALUATION_FIELDS
-            and k not in BOOK_FIELDS
-            and not (k in NEUTRAL_WHEN_ADDED and v == NEUTRAL_WHEN_ADDED[k])
+            if k not in skip and not (k in NEUTRAL_WHEN_ADDED and v == NEUTRAL_WHEN_ADDED[k])
         }
 
-    def evaluation_dict(self) -> Dict[str, Any]:
+    def evaluation_dict(self, family: str = "gearnn") -> Dict[str, Any]:
         """The fields only evaluation reads (test subset, images per corruption block, latency repeats)."""
-        return {k: getattr(self, k) for k in EVALUATION_FIELDS}
+        fields = ADVERSARIAL_EVALUATION_FIELDS if family == "adversarial" else EVALUATION_FIELDS
+        return {k: getattr(self, k) for k in fields}
 
     def override(self, changes: Union[Mapping[str, Any], Iterable[str], None]) -> Profile:
         """A copy with fields replaced; accepts a mapping or 'key=value' strings (values parsed by type)."""
@@ -182,10 +206,21 @@ _RANGES: Dict[str, Tuple[float, float]] = {
     "era_width": (1, 16),
     "era_depth": (-1, 16),
     "era_views": (0, 16),
+    "adv_width": (1, 4096),
+    "adv_epochs": (1, 100000),
+    "adv_train_subset": (0, 10**9),
+    "adv_eps": (0.0, 255.0),
+    "adv_train_steps": (1, 1000),
+    "adv_test_subset": (0, 10**9),
+    "adv_eval_images": (0, 10**9),
+    "adv_eval_steps": (1, 10000),
+    "adv_eval_repeats": (1, 100),
+    "adv_eot": (1, 1000),
 }
 _CHOICES: Dict[str, Tuple[str, ...]] = {
     "name": PROFILE_NAMES,
     "rmsprop_variant": tuple(RMSPROP_PRESETS),
+    "adv_arch": ("resnet10", "resnet18", "resnet34"),
 }
 
 
@@ -274,6 +309,16 @@ _PROFILES: Dict[str, Dict[str, Any]] = {
         test_subset=512,  # enough test images that chance (10% +- 2 s.e.) ends below 13%
         robust_per_block=32,
         latency_iters=30,  # evaluation
+        adv_arch="resnet10",
+        adv_width=8,
+        adv_epochs=2,
+        adv_train_subset=512,
+        adv_train_steps=3,  # adversarial training: 512 images, 2 epochs, PGD-3
+        adv_test_subset=256,
+        adv_eval_images=64,
+        adv_eval_steps=3,
+        adv_eval_repeats=2,
+        adv_eot=2,  # adversarial evaluation
     ),  # fmt: skip
     # A laptop-scale reproduction sized for signal: 10,000 training images at a tenth of the paper's epochs
     # (its ratios between phases kept), 2,000 test images, 200 images per corruption block; c_0 24 with K 30
@@ -290,6 +335,15 @@ _PROFILES: Dict[str, Dict[str, Any]] = {
         test_subset=2000,
         robust_per_block=200,
         latency_iters=50,
+        adv_arch="resnet10",
+        adv_width=16,
+        adv_epochs=15,
+        adv_train_subset=5000,
+        adv_train_steps=5,  # adversarial training: 5,000 images, 15 epochs, PGD-5
+        adv_test_subset=1000,
+        adv_eval_images=500,
+        adv_eval_steps=10,
+        adv_eot=4,  # adversarial evaluation: PGD-10, FGSM and EOT-PGD on 500 images, 3 repeats
     ),  # fmt: skip
     # The paper's server GPU (Quadro RTX 6000): the paper's settings.
     "quadro": dict(),

@@ -4,6 +4,9 @@
 #   OMP_NUM_THREADS=1 nohup bash tools/cpu-runs.sh a > runs/stream-a.log 2>&1 &
 #   OMP_NUM_THREADS=1 nohup bash tools/cpu-runs.sh b > runs/stream-b.log 2>&1 &
 #
+# Streams adv-a and adv-b train the adversarial part (chapters 14-16: PGD-AT's endpoints, OAT, FLOAT,
+# FLOATS, SMART), one seed each, on the profile's adv_arch (a `-` in the arch column).
+#
 # Each line is `method arch seed`; a finished run is skipped (the run store is keyed by its training
 # settings), an interrupted one resumes from its last finished stage. A Small baseline trains the GEARnn-2
 # run whose topology it copies if that is missing, so each stream trains its own GEARnn-2 runs first.
@@ -34,15 +37,30 @@ gearnn2-n3 vgg19 1
 gearnn1-n3 vgg19 0
 gearnn1-n3 vgg19 2
 "
+stream_adv_a="
+pgd-at - 0
+floats-slim - 0
+smart - 0
+"
+stream_adv_b="
+pgd-at-0 - 0
+oat - 0
+floats-i - 0
+floats-c - 0
+"
 case "${1:-}" in
     a) queue="$stream_a" ;;
     b) queue="$stream_b" ;;
-    *) echo "usage: $0 a|b   (two streams, one per core)" >&2; exit 2 ;;
+    adv-a) queue="$stream_adv_a" ;;
+    adv-b) queue="$stream_adv_b" ;;
+    *) echo "usage: $0 a|b|adv-a|adv-b   (two streams per part, one per core)" >&2; exit 2 ;;
 esac
 
 echo "$queue" | while read -r method arch seed; do
     [ -n "$method" ] || continue
     echo "$(date -u +%FT%TZ) start $method $arch seed $seed"
-    .venv/bin/gearlib run "$method" --profile cpu --arch "$arch" --dataset cifar10 --set "seed=$seed" --no-progress
+    arch_flag=()
+    [ "$arch" = "-" ] || arch_flag=(--arch "$arch")
+    .venv/bin/gearlib run "$method" --profile cpu "${arch_flag[@]}" --dataset cifar10 --set "seed=$seed" --no-progress
     echo "$(date -u +%FT%TZ) done $method $arch seed $seed"
 done

@@ -15,6 +15,7 @@ BENCHES = {
     "augment": "batched AugMix/ERA images per second against torchvision's per-sample AugMix",
     "corrupt": "corruption generation speed and the projected time for a whole CIFAR-10-C",
     "train": "GEARnn-2 against Small(AugMix), batched against per-sample loaders, full against bare steps",
+    "adversarial": "seconds per training step of PGD-AT, OAT, FLOAT, SMART and FLOATS slim, side by side",
 }
 
 

@@ -16,7 +16,9 @@ def add_parser(sub: Any) -> None:
         "method", help="e.g. gearnn2, gearnn1, small-augmix, small-clean, gearnn2-n3 (see --list)"
     )
     run.add_argument("--profile", default="smoke", help="smoke, cpu, quadro or jetson (default smoke)")
-    run.add_argument("--arch", default="vgg19", help="vgg19, mobilenet_v1 or resnet18")
+    run.add_argument(
+        "--arch", default=None, help="vgg19 (default), mobilenet_v1, resnet18; adversarial: resnet10|18|34"
+    )
     run.add_argument("--dataset", default="synthetic", help="cifar10, cifar100, tinyimagenet or synthetic")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="profile or run setting")
     run.add_argument("--data-dir", default=None, help="data directory (default $GEARLIB_DATA, then ./data)")
@@ -56,8 +58,35 @@ def _windows(m: Dict[str, Any]) -> str:
     return f" (median of {len(medians)} windows, spread {latency['spread_ms']:.3f} ms)"
 
 
+def adversarial_summary(m: dict, cached: bool = False) -> str:
+    """One line per knob setting: clean accuracy, accuracy under each attack, the worst case."""
+    joules = f"{m['train_joules'] / 1000:.3f} kJ" if m.get("train_joules") is not None else "n/a"
+    attack = m["train_attack"]
+    lines = [
+        f"{m['method']} | {m['arch']} (width {m['width']}) | {m['dataset']} | profile {m['profile']}"
+        + (" (from the store)" if cached else ""),
+        f"  trained against PGD-{attack['steps']} (eps {255 * attack['eps']:g}/255, step "
+        f"{255 * attack['step_size']:.2f}/255) on {m['train_images']:,} images: {m['train_seconds']:.1f} s, "
+        f"{joules}, {sum(m['epoch_seconds']) / max(1, len(m['epoch_seconds'])):.1f} s per epoch",
+        f"  {m['params']:,} parameters; clean accuracy on {m['test_images']:,} test images, attacks on "
+        f"{m['attacked_images']:,} (mean of {m['evaluation']['adv_eval_repeats']} repeats)",
+    ]
+    for label, row in m["adv_settings"].items():
+        attacks = ", ".join(f"{name} {r['mean']:.1f}%" for name, r in row["attacks"].items())
+        lines.append(
+            f"  {label:<22} clean {row['clean_acc']:5.1f}%  {attacks}  -> robust {row['adv_acc']:.1f}%"
+        )
+    if m.get("collapsed"):
+        lines.append("  WARNING: collapsed: one knob setting gives one class to most test images")
+    elif m.get("at_chance"):
+        lines.append(f"  WARNING: at chance: {m['clean_acc']:.2f}% clean cannot be told from guessing")
+    return "\n".join(lines)
+
+
 def summary(m: dict, cached: bool = False) -> str:
     """A few lines with what the paper's tables report."""
+    if m.get("family") == "adversarial":
+        return adversarial_summary(m, cached)
     joules = f"{m['train_joules'] / 1000:.3f} kJ" if m.get("train_joules") is not None else "n/a"
     stages = ", ".join(f"{s['name']} {s['seconds']:.1f} s" for s in m["stages"])
     lines = [

@@ -1,8 +1,10 @@
-"""Methods by name, each a plan of steps: train E epochs on some augmentation, grow once (Firefly), or take
-the widths of another method's run. Plans are registered with `@register` next to their definition.
+"""Methods by name, each a plan of steps: train E epochs on some augmentation, grow once (Firefly), take
+the widths of another method's run, or train adversarially. Plans are registered with `@register` next to
+their definition.
 
-GEARnn-1/-2, the Small baselines, N-shot growth and the Table 7 ablation are all short lists of steps, so the
-runner (gearlib.train.runner) can time, meter, checkpoint and resume every one of them the same way.
+GEARnn-1/-2, the Small baselines, N-shot growth, the Table 7 ablation and the adversarial methods (PGD-AT,
+OAT, FLOAT, SMART) are all short lists of steps, so the runner (gearlib.train.runner) can time, meter,
+checkpoint and resume every one of them the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 from gearlib.profiles import Profile
 
 PlanFn = Callable[[Profile, str, str], List["Step"]]
-STEP_KINDS = ("train", "grow", "topology")
+STEP_KINDS = ("train", "grow", "topology", "adversarial")
+FAMILIES = ("gearnn", "adversarial")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class Step:
         epochs: epochs of a train step.
         growth_ratio: gamma of a grow step (its neuron budget is floor(gamma * sum of widths)).
         source: the method whose run a topology step reads (same profile, arch, dataset and seed).
+        objective: the loss of an adversarial step: pgd-at, float, smart or oat (gearlib.adversarial).
+        lam: PGD-AT's fixed lambda, the weight of the adversarial loss term.
     """
 
     kind: str
@@ -38,16 +43,21 @@ class Step:
     epochs: int = 0
     growth_ratio: float = 0.0
     source: str = ""
+    objective: str = ""
+    lam: float = 0.0
 
 
 @dataclass(frozen=True)
 class Method:
-    """A registered method: its name, what it is, where the paper reports it, and its plan."""
+    """A registered method: its name, what it is, where the paper reports it, its plan, and its family
+    ("gearnn": growth and robust augmentation on the GEARnn backbones; "adversarial": the conditional
+    CIFAR ResNets of FLOAT and SMART, evaluated under attack)."""
 
     name: str
     description: str
     plan: PlanFn
     paper: str = ""
+    family: str = "gearnn"
 
     def topology_source(
         self, profile: Profile, dataset: str = "cifar10", arch: str = "vgg19"
@@ -59,13 +69,17 @@ class Method:
 METHODS: Dict[str, Method] = {}
 
 
-def register(name: str, description: str, paper: str = "") -> Callable[[PlanFn], PlanFn]:
+def register(
+    name: str, description: str, paper: str = "", family: str = "gearnn"
+) -> Callable[[PlanFn], PlanFn]:
     """Decorator: register a plan function under `name` (refuses a second method of the same name)."""
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
 
     def add(plan: PlanFn) -> PlanFn:
         if name in METHODS:
             raise ValueError(f"method {name!r} is registered twice")
-        METHODS[name] = Method(name, description, plan, paper)
+        METHODS[name] = Method(name, description, plan, paper, family)
         return plan
 
     return add
@@ -219,3 +233,37 @@ register("vanilla-era", "Table 7: fixed network, clean E1+E2 epochs, then ERA", 
 register("phase2-augmix", "Table 7: AugMix for E_R epochs from scratch", "Table 7")(
     functools.partial(robust_only, robust="augmix")
 )
+
+
+# -- adversarial training with an in-situ knob (FLOAT, SMART and their baselines) --------------------------
+@register(
+    "float", "FLOAT: noisy weights and dual BN, half-clean / half-PGD batches", "FLOAT Table 1", "adversarial"
+)
+def float_at(profile: Profile, dataset: str, arch: str, objective: str = "float") -> List[Step]:
+    """FLOAT (and SMART, OAT): one adversarial stage of `adv_epochs` epochs with the method's objective."""
+    return [Step("adversarial", objective, "crop_flip", profile.adv_epochs, objective=objective)]
+
+
+register("floats-i", "FLOATS-i: FLOAT with 10% of its weights kept (sparse momentum)", "FLOAT Table 1",
+         "adversarial")(functools.partial(float_at, objective="floats-i"))  # fmt: skip
+register("floats-c", "FLOATS-c: FLOAT with input channels pruned to about 34% (sparse momentum)",
+         "FLOAT Table 1", "adversarial")(functools.partial(float_at, objective="floats-c"))  # fmt: skip
+register("floats-slim", "FLOATS slim: FLOATS-i at 30% with slimming factors 1.0 and 0.5", "FLOAT Table 1",
+         "adversarial")(functools.partial(float_at, objective="floats-slim"))  # fmt: skip
+register("smart", "SMART: FLOAT with two frozen masks (clean / adversarial paths) in stages 3-4", "SMART Tables 1, 2",
+         "adversarial")(functools.partial(float_at, objective="smart"))  # fmt: skip
+register("oat", "OAT: FiLM on lambda and dual BN, lambda sampled per sample", "FLOAT Table 1 (baseline)",
+         "adversarial")(functools.partial(float_at, objective="oat"))  # fmt: skip
+
+
+@register("pgd-at", "PGD-AT at lambda = 1: the whole batch attacked, one model per lambda", "FLOAT, SMART Table 2",
+          "adversarial")  # fmt: skip
+def pgd_at(profile: Profile, dataset: str, arch: str, lam: float = 1.0) -> List[Step]:
+    """PGD-AT with a fixed lambda: (1 - lambda) CE(clean) + lambda CE(PGD); lambda = 0 is plain training."""
+    return [Step("adversarial", "pgd-at", "crop_flip", profile.adv_epochs, objective="pgd-at", lam=lam)]
+
+
+for _lam in (0.0, 0.2, 0.7):
+    register(f"pgd-at-{_lam:g}", f"PGD-AT at lambda = {_lam:g}", "FLOAT's PGD-AT comparison", "adversarial")(
+        functools.partial(pgd_at, lam=_lam)
+    )

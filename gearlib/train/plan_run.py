@@ -4,7 +4,6 @@ checkpoints; a killed execution resumes from its last checkpoint. The runner (ge
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from collections import Counter
 from pathlib import Path
@@ -222,15 +221,7 @@ class PlanRun:
 
     def write_log(self) -> None:
         """The epoch log as epochs.csv (one row per epoch or growth step)."""
-        keys: List[str] = []
-        for entry in self.state.log:
-            keys.extend(k for k in entry if k not in keys)
-        tmp = self.run_dir / f".{store.LOG}.tmp"
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(self.state.log)
-        tmp.replace(self.run_dir / store.LOG)
+        store.write_epoch_log(self.run_dir, self.state.log)
 
 
 def _plain_scheduler_state(state: Dict[str, Any]) -> Dict[str, Any]:

@@ -18,6 +18,12 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 import torch
 
 from gearlib import __version__
+from gearlib.adversarial.evaluate import evaluate_adversarial
+from gearlib.adversarial.layers import noise_scales
+from gearlib.adversarial.masks import mask_counts
+from gearlib.adversarial.models import ADV_ARCHS
+from gearlib.adversarial.train import AdversarialRun, load_adversarial_model
+from gearlib.attacks import oat_step_size
 from gearlib.data import ImageDataset, dataset_info, load_dataset
 from gearlib.evaluate import COLLAPSE_SHARE, at_chance, prediction_share, predictions, robust_accuracy
 from gearlib.grow import check_feasible
@@ -25,7 +31,7 @@ from gearlib.measure import hardware_info, inference_latency
 from gearlib.models import ARCHS, build, count_params, size_fraction
 from gearlib.profiles import Profile, get_profile, parse_overrides, split_pairs
 from gearlib.train import store
-from gearlib.train.methods import Step, plan_for
+from gearlib.train.methods import Step, get_method, plan_for
 from gearlib.train.plan_run import PER_SAMPLE_VIEWS, PlanRun
 
 LOADERS = ("batched", "per-sample")
@@ -50,10 +56,18 @@ class RunConfig:
         out["profile"] = self.profile.to_dict()
         return out
 
+    @property
+    def family(self) -> str:
+        """The method's family: "gearnn" or "adversarial" (which fields its identity hashes)."""
+        return get_method(self.method).family
+
     def training_dict(self) -> Dict[str, Any]:
         out = self.to_dict()
-        out["profile"] = self.profile.training_dict()
+        out["profile"] = self.profile.training_dict(self.family)
         return out
+
+    def evaluation_dict(self) -> Dict[str, Any]:
+        return self.profile.evaluation_dict(self.family)
 
     @property
     def device(self) -> torch.device:
@@ -63,19 +77,32 @@ class RunConfig:
 def make_config(
     method: str,
     profile: Union[str, Profile] = "smoke",
-    arch: str = "vgg19",
+    arch: Optional[str] = None,
     dataset: str = "synthetic",
     seed: int = 0,
     overrides: Union[Mapping[str, Any], Iterable[str], None] = None,
 ) -> RunConfig:
-    """Validate everything before anything runs: method, arch, dataset, profile and `key=value` overrides."""
-    if arch not in ARCHS:
-        raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    """Validate everything before anything runs: method, arch, dataset, profile and `key=value` overrides.
+
+    `arch` defaults to vgg19 for the GEARnn methods and to the profile's `adv_arch` for the adversarial ones
+    (an explicit arch of an adversarial method becomes the profile's adv_arch: one value, one place).
+    """
+    family = get_method(method).family
     dataset_info(dataset)
     pairs = dict(overrides) if isinstance(overrides, Mapping) else split_pairs(overrides or ())
     run_level = {k: pairs.pop(k) for k in list(pairs) if k in RUN_KEYS}
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     prof = prof.override(parse_overrides(pairs))
+    if family == "adversarial":
+        if arch is not None and arch not in ADV_ARCHS:
+            raise ValueError(
+                f"{method} trains a CIFAR ResNet: arch must be one of {', '.join(ADV_ARCHS)}, got {arch!r}"
+            )
+        prof = prof.override({"adv_arch": arch}) if arch is not None else prof
+        arch = prof.adv_arch
+    arch = arch or "vgg19"
+    if family == "gearnn" and arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
     loader = str(run_level.get("loader", "batched"))
     if loader not in LOADERS:
         raise ValueError(f"loader must be one of {LOADERS}, got {loader!r}")
@@ -85,6 +112,8 @@ def make_config(
         raise ValueError(f"seed must be an integer, got {run_level['seed']!r}") from None
     config = RunConfig(method, arch, dataset, prof, seed, loader)
     _, plan = plan_for(method, prof, dataset, arch)  # unknown methods, bad epochs and ratios fail here
+    if loader == "per-sample" and family == "adversarial":
+        raise ValueError(f"loader=per-sample is the GEARnn reference loader; {method} uses the batched one")
     if loader == "per-sample":
         bad = sorted({s.augment for s in plan if s.kind == "train"} - set(PER_SAMPLE_VIEWS))
         if bad:
@@ -111,6 +140,8 @@ class RunResult:
 
 def load_final_model(run_dir: Path, metrics: Mapping[str, Any]) -> torch.nn.Module:
     """The stored final network of a finished run, in eval mode on the CPU."""
+    if metrics.get("family") == "adversarial":
+        return load_adversarial_model(run_dir, dict(metrics))
     info = dataset_info(metrics["dataset"])
     net = build(metrics["arch"], metrics["widths"], info.num_classes, info.image_size)
     net.load_state_dict(store.load_torch(run_dir / store.FINAL)["model"])
@@ -134,12 +165,13 @@ def run_experiment(
         force: retrain (and re-evaluate) even if a finished run exists.
     """
     run_dir, trained, was_stored = train_run(config, runs_dir, data_dir, progress, force)
-    eval_path = run_dir / store.evaluation_name(config.profile.evaluation_dict())
+    eval_path = run_dir / store.evaluation_name(config.evaluation_dict())
     cached = was_stored and eval_path.is_file() and not force
+    evaluate = evaluate_adversarial_run if config.family == "adversarial" else evaluate_run
     if cached:
         evaluation = store.read_json(eval_path)
     else:
-        evaluation = evaluate_run(config, load_final_model(run_dir, trained), data_dir)
+        evaluation = evaluate(config, load_final_model(run_dir, trained), data_dir)
         store.write_json_atomic(eval_path, evaluation)
     return RunResult(run_dir, {**trained, **evaluation}, cached=cached, epochs=store.read_epoch_log(run_dir))
 
@@ -161,6 +193,8 @@ def train_run(
         return run_dir, metrics, True
     run_dir.mkdir(parents=True, exist_ok=True)
     store.write_json_atomic(run_dir / store.CONFIG, config.training_dict())
+    if config.family == "adversarial":
+        return run_dir, train_adversarial(config, run_dir, data_dir, progress), False
     method, plan = plan_for(config.method, config.profile, config.dataset, config.arch)
     train_set = load_dataset(
         config.dataset, "train", data_dir, subset=config.profile.train_subset or None, seed=config.seed
@@ -183,6 +217,65 @@ def train_run(
     store.write_json_atomic(run_dir / store.METRICS, metrics)
     store.unlink(run_dir / store.CHECKPOINT)
     return run_dir, metrics, False
+
+
+def train_adversarial(config: RunConfig, run_dir: Path, data_dir: PathArg, progress: bool) -> Dict[str, Any]:
+    """Train an adversarial method's one stage (resuming from its checkpoint) and store its final model."""
+    _, plan = plan_for(config.method, config.profile, config.dataset, config.arch)
+    (step,) = plan
+    p, info = config.profile, dataset_info(config.dataset)
+    train_set = load_dataset(
+        config.dataset, "train", data_dir, subset=p.adv_train_subset or None, seed=config.seed
+    )
+    execution = AdversarialRun(
+        p, config.arch, info.num_classes, config.seed, step, run_dir, train_set, config.device, progress
+    )
+    report = execution.execute(config.method)
+    stages = stage_totals(execution.log)
+    meter = execution.meter
+    metered = meter.available and all(s["joules"] is not None for s in stages)
+    epoch_seconds = [float(e["seconds"]) for e in execution.log]
+    metrics = {
+        "method": config.method, "family": "adversarial", "objective": step.objective, "lam": step.lam,
+        "arch": config.arch, "width": p.adv_width, "num_classes": info.num_classes, "dataset": config.dataset,
+        "profile": p.name, "seed": config.seed, "loader": config.loader,
+        "data_source": train_set.source, "train_images": len(train_set),
+        "params": count_params(execution.model), "noise_scales": noise_scales(execution.model),
+        "mask_counts": mask_counts(execution.model), "sparsity": execution.sparsity,
+        "train_attack": {"eps": p.adv_eps / 255.0, "steps": p.adv_train_steps, "step_size": oat_step_size(p.adv_eps / 255.0, p.adv_train_steps)},
+        "train_seconds": sum(epoch_seconds), "epoch_seconds": epoch_seconds,
+        "train_joules": sum(s["joules"] for s in stages) if metered else None,
+        "train_joules_reason": None if metered else meter.reason, "stages": stages,
+        "energy_backend": report.source if metered else "none", "energy_backend_detail": meter.describe(),
+        "hardware": hardware_info(config.device, energy=False), "plan": [dataclasses.asdict(step)],
+        "gearlib_version": __version__, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }  # fmt: skip
+    store.write_epoch_log(run_dir, execution.log)
+    store.save_torch_atomic(run_dir / store.FINAL, execution.final_state())
+    store.write_json_atomic(run_dir / store.METRICS, metrics)
+    store.unlink(run_dir / store.CHECKPOINT)
+    return metrics
+
+
+def evaluate_adversarial_run(
+    config: RunConfig, model: torch.nn.Module, data_dir: Optional[Union[str, Path]] = None
+) -> Dict[str, Any]:
+    """Clean and adversarial accuracy at every knob setting, under the profile's adversarial evaluation."""
+    p, info = config.profile, dataset_info(config.dataset)
+    test_set = load_dataset(
+        config.dataset, "test", data_dir, subset=p.adv_test_subset or None, seed=config.seed
+    )
+    test_x, test_y = test_set.tensors()
+    objective = get_method_step(config).objective
+    out = evaluate_adversarial(
+        model, objective, test_x, test_y, p, info.num_classes, config.seed, config.device
+    )
+    out["evaluated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    return out
+
+
+def get_method_step(config: RunConfig) -> Step:
+    return plan_for(config.method, config.profile, config.dataset, config.arch)[1][0]
 
 
 def _source_config(config: RunConfig, source: str) -> RunConfig:

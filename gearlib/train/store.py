@@ -120,6 +120,19 @@ def list_runs(root: Optional[PathLike] = None) -> List[Dict[str, Any]]:
     return rows
 
 
+def write_epoch_log(run_dir: Path, log: List[Dict[str, Any]]) -> None:
+    """The epoch log as epochs.csv (one row per epoch or growth step), written atomically."""
+    keys: List[str] = []
+    for entry in log:
+        keys.extend(k for k in entry if k not in keys)
+    tmp = run_dir / f".{LOG}.tmp"
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(log)
+    tmp.replace(run_dir / LOG)
+
+
 def read_epoch_log(run_dir: Path) -> List[Dict[str, Any]]:
     """The rows of a run's epochs.csv (numbers parsed), or [] before its first epoch."""
     path = run_dir / LOG

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +12,7 @@ import torch
 from gearlib.data import load_dataset
 from gearlib.evaluate import clean_accuracy
 from gearlib.experiments import metrics_table
+from gearlib.profiles import get_profile
 from gearlib.train import store
 from gearlib.train.cli import summary
 from gearlib.train.methods import METHODS, plan_for
@@ -144,35 +141,14 @@ def test_cli_run_and_runs(runs_dir, capsys):
     assert "unknown profile setting" in capsys.readouterr().err
 
 
-def test_a_killed_run_resumes_to_the_same_metrics(tmp_path):
+def test_a_killed_run_resumes_to_the_same_metrics(tmp_path, killed_run):
     """SIGKILL a run after its first checkpoint; the resumed run ends with the uninterrupted run's metrics."""
     base = ["run", "gearnn2", "--profile", "smoke", "--dataset", "synthetic", "--no-progress", "--json"]
     sets = [a for kv in [*TINY, "epochs_e1=2", "epochs_e2=2", "epochs_er=2"] for a in ("--set", kv)]
     command = [sys.executable, "-m", "gearlib.cli", *base, *sets]
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    clean = subprocess.run(
-        command + ["--runs-dir", str(tmp_path / "a")], capture_output=True, text=True, env=env
-    )
-    assert clean.returncode == 0, clean.stderr
-    reference = json.loads(clean.stdout)
-
-    killed_dir = tmp_path / "b"
-    proc = subprocess.Popen(command + ["--runs-dir", str(killed_dir)], stdout=subprocess.PIPE, env=env)
-    deadline = time.time() + 120
-    checkpoints = []
-    while time.time() < deadline and not checkpoints and proc.poll() is None:
-        checkpoints = list(killed_dir.glob(f"*/{store.CHECKPOINT}"))
-        time.sleep(0.05)
-    assert checkpoints, "the run never wrote a checkpoint"
-    time.sleep(0.3)  # let it get into a later epoch
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not list(killed_dir.glob(f"*/{store.METRICS}")), "killed too late: the run had finished"
-    resumed = subprocess.run(
-        command + ["--runs-dir", str(killed_dir)], capture_output=True, text=True, env=env
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    result = json.loads(resumed.stdout)
+    run_to_end, kill_and_resume = killed_run
+    reference = json.loads(run_to_end(command, tmp_path / "a").stdout)
+    result = json.loads(kill_and_resume(command, tmp_path / "b").stdout)
     for key in ("clean_acc", "robust_acc", "widths", "params", "size_fraction"):
         assert result[key] == reference[key], key
     assert [s["name"] for s in result["stages"]] == [s["name"] for s in reference["stages"]]
@@ -182,13 +158,26 @@ def test_a_killed_run_resumes_to_the_same_metrics(tmp_path):
 def test_every_method_arch_and_dataset_configures_on_every_profile(profile):
     for arch in ("vgg19", "mobilenet_v1", "resnet18"):
         for dataset in ("cifar10", "cifar100", "tinyimagenet"):
-            for method in METHODS:
+            for method in (m for m in METHODS if METHODS[m].family == "gearnn"):
                 config = make_config(method, profile, arch, dataset)
                 _, plan = plan_for(method, config.profile, dataset, arch)
                 assert all(s.epochs >= 1 for s in plan if s.kind == "train"), (method, plan)
                 cap = 1 + (config.profile.new_neurons - 1) / config.profile.backbone_width
                 assert all(0 < s.growth_ratio <= cap for s in plan if s.kind == "grow"), (method, plan)
                 assert (plan[0].kind == "topology") == method.startswith(SMALL_TOPOLOGY), method
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "quadro", "jetson"])
+def test_every_adversarial_method_configures_on_every_profile(profile):
+    adversarial = [m for m in METHODS if METHODS[m].family == "adversarial"]
+    assert {"pgd-at", "oat", "float", "smart"} <= set(adversarial)
+    for arch in (None, "resnet10", "resnet18", "resnet34"):
+        for dataset in ("cifar10", "cifar100", "tinyimagenet"):
+            for method in adversarial:
+                config = make_config(method, profile, arch, dataset)
+                (step,) = plan_for(method, config.profile, dataset, config.arch)[1]
+                assert step.kind == "adversarial" and step.epochs == config.profile.adv_epochs >= 1
+                assert config.arch == (arch or get_profile(profile).adv_arch)
 
 
 def test_jetson_caps_an_infeasible_growth_ratio_instead_of_failing():
