@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -205,13 +206,35 @@ def build_html(root: Path) -> None:
         raise RuntimeError(f"jupyter-book build failed (exit {result.returncode}); see the warnings above")
 
 
+MANIFEST = "chapters.json"  # results/<profile>/chapters.json: the chapters whose results are complete there
+
+
+def completed_chapters(root: Path, profile: str) -> Dict[str, str]:
+    """{chapter: when it was last executed live} of the chapters whose results results/<profile>/ holds."""
+    path = root / "results" / profile / MANIFEST
+    return dict(json.loads(path.read_text())) if path.is_file() else {}
+
+
+def record_completed(root: Path, profile: str, chapter: str) -> None:
+    """Note in results/<profile>/chapters.json that `chapter` wrote all its results there (live run)."""
+    done = completed_chapters(root, profile)
+    done[chapter] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    path = root / "results" / profile / MANIFEST
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(sorted(done.items())), indent=1) + "\n")
+
+
 def default_build(root: Path) -> Tuple[str, bool, str]:
     """(profile, replay, why) of a plain `make book`: the committed cpu results (real CIFAR-10 numbers, no
-    data or training needed) when results/cpu/ holds any, else the smoke profile executed live."""
-    folder = root / "results" / "cpu"
-    if folder.is_dir() and any(folder.glob("*.json")):
-        return "cpu", True, f"replaying the committed cpu results in {folder}"
-    return "smoke", False, f"{folder} holds no results yet, so the smoke profile is executed live"
+    data or training needed) once every chapter has written its results there, else the smoke profile
+    executed live (the message names the chapters whose cpu results are still missing)."""
+    names = [source.stem for source in chapters(root)]
+    done = completed_chapters(root, "cpu")
+    missing = [name for name in names if name not in done]
+    if names and not missing:
+        return "cpu", True, f"replaying the committed cpu results in {root / 'results' / 'cpu'}"
+    have = f"results/cpu/ holds the results of {len(names) - len(missing)} of {len(names)} chapters"
+    return "smoke", False, f"{have} (missing: {', '.join(missing)}), so the smoke profile is executed live"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -242,6 +265,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  FAILED: {err}", file=sys.stderr, flush=True)
             continue
         print(f"  {state}", flush=True)
+        if not params.get("replay") and args.profile != "smoke":
+            record_completed(root, args.profile, source.stem)
     if failures:
         raise ValueError(f"{len(failures)} chapter(s) failed:\n" + "\n".join(failures))
     chapter_dir.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from gearlib.adversarial.checks import masking_checks
+from gearlib.adversarial.evaluate import is_stochastic
 from gearlib.analysis import loss_landscape_1d
 from gearlib.claims import METRICS, SEEDED_RUNS
 from gearlib.claims import spread as seed_spread
@@ -109,6 +111,20 @@ class Chapter:
         mode = "replayed from results/" + self.profile if self.replay else "executed live"
         return (
             f"profile **{self.profile}** · dataset **{self.dataset}** · arch {self.arch} · {scale} · {mode}"
+        )
+
+    def adversarial_banner(self) -> str:
+        """The banner of the adversarial chapters: their own model, data and attack scale."""
+        p = self.profile_config
+        train = f"{p.adv_train_subset or 'all'} training images, {p.adv_epochs} epochs against PGD-{p.adv_train_steps}"
+        test = (
+            f"{p.adv_test_subset or 'all'} test images, {p.adv_eval_images or 'all'} attacked "
+            f"(PGD-{p.adv_eval_steps}, FGSM, EOT-PGD; {p.adv_eval_repeats} repeats), eps {p.adv_eps:g}/255"
+        )
+        mode = "replayed from results/" + self.profile if self.replay else "executed live"
+        return (
+            f"profile **{self.profile}** · dataset **{self.dataset}** · {p.adv_arch} width {p.adv_width} · "
+            f"{train} · {test} · seed {self.seed} · {mode}"
         )
 
     def result_path(
@@ -426,6 +442,12 @@ RESULT_KEYS = (
     "train_seconds", "train_joules", "stages", "latency_ms_per_sample", "widths", "energy_backend",
     "hardware", "test_images", "run_hash",
 )  # fmt: skip
+# What the adversarial chapters read of a result (no widths, sizes or latency: no growth, one model).
+ADVERSARIAL_RESULT_KEYS = (
+    "method", "arch", "dataset", "profile", "seed", "clean_acc", "robust_acc", "adv_settings", "params",
+    "train_seconds", "train_joules", "stages", "epoch_seconds", "noise_scales", "mask_counts",
+    "energy_backend", "hardware", "test_images", "attacked_images", "run_hash",
+)  # fmt: skip
 # A baseline trained from scratch (no growth) for fewer epochs than this is a curve's early point: it may
 # sit near chance, and its table note says so instead of flagging it.
 EARLY_EPOCHS = 4
@@ -434,7 +456,7 @@ EARLY_EPOCHS = 4
 def early_point(m: Dict[str, Any]) -> bool:
     """True for a run without a growth step trained for fewer than EARLY_EPOCHS epochs in all."""
     plan = m.get("plan") or []
-    if not plan or any(step.get("kind") == "grow" for step in plan):
+    if not plan or m.get("family") == "adversarial" or any(step.get("kind") == "grow" for step in plan):
         return False
     return sum(step.get("epochs", 0) for step in plan if step.get("kind") == "train") < EARLY_EPOCHS
 
@@ -450,7 +472,8 @@ def audit_results(folder: PathLike, seeds: Sequence[int] = (0, 1, 2)) -> List[st
         if not isinstance(record, dict) or "clean_acc" not in record:
             continue  # a chapter's own cached result (a loss landscape)
         names.add(path.name)
-        missing = [k for k in RESULT_KEYS if k not in record]
+        wanted = ADVERSARIAL_RESULT_KEYS if record.get("family") == "adversarial" else RESULT_KEYS
+        missing = [k for k in wanted if k not in record]
         if missing:
             problems.append(f"{path.name}: lacks {', '.join(missing)}")
             continue
@@ -611,6 +634,25 @@ def final_model(
         [*chapter.overrides, *overrides],
     )
     return run_experiment(config, data_dir=chapter.data_dir, progress=False).model()
+
+
+def adversarial_test_images(chapter: Chapter, n: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A class-balanced, seeded subset of `n` test images as floats in [0, 1] with their labels."""
+    test = load_dataset(chapter.dataset, "test", chapter.data_dir, subset=n, seed=chapter.seed)
+    x, y = test.tensors()
+    return x.float() / 255, y
+
+
+def masking_checks_of(chapter: Chapter, method: str, condition: Any) -> Dict[str, Any]:
+    """The gradient-masking checklist (gearlib.adversarial.checks) on a chapter's trained `method` at one
+    knob `condition`, on the profile's attacked images and attack settings (live mode: it needs weights)."""
+    p = chapter.profile_config
+    x, y = adversarial_test_images(chapter, p.adv_eval_images or 500)
+    model = final_model(chapter, method)
+    repeats = p.adv_eval_repeats if is_stochastic(model) else 1  # a noiseless network: one evaluation
+    return masking_checks(
+        model, condition, x, y, eps=p.adv_eps, steps=p.adv_eval_steps, eot=p.adv_eot, repeats=repeats
+    )
 
 
 def landscape_curves(

@@ -341,9 +341,9 @@ _PROFILES: Dict[str, Dict[str, Any]] = {
         adv_train_subset=5000,
         adv_train_steps=5,  # adversarial training: 5,000 images, 15 epochs, PGD-5
         adv_test_subset=1000,
-        adv_eval_images=500,
+        adv_eval_images=300,
         adv_eval_steps=10,
-        adv_eot=4,  # adversarial evaluation: PGD-10, FGSM and EOT-PGD on 500 images, 3 repeats
+        adv_eot=4,  # adversarial evaluation: PGD-10, FGSM and EOT-PGD on 300 images, 3 repeats
     ),  # fmt: skip
     # The paper's server GPU (Quadro RTX 6000): the paper's settings.
     "quadro": dict(),

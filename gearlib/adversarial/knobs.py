@@ -67,6 +67,6 @@ def knob_settings(objective: str) -> List[Tuple[str, Dict[str, float]]]:
         return [(f"sf={sf:g},{label}", {"sf": sf, **knob}) for sf in SLIM_WIDTHS for label, knob in floats]
     if objective in ("float", "floats-i", "floats-c"):
         return floats
-    if objective in ("smart", "oat"):
+    if objective in ("smart", "oat", "oat-128"):
         return [(f"lam={lam:g}", {"lam": lam}) for lam in TEST_LAMBDAS]
     return [("fixed", {})]

@@ -195,14 +195,41 @@ class SlimDualBatchNorm2d(ConditionalMixin, nn.Module):
         return self.sets[key][self.condition.bn](x)
 
 
+class LambdaEncoding(nn.Module):
+    """OAT's optional lambda encoding: a fixed random orthogonal matrix, one row per lambda of the training
+    set (a buffer, not trained). Only those lambdas can be encoded."""
+
+    def __init__(self, values: Sequence[float], dim: int = 128, seed: int = 0) -> None:
+        super().__init__()
+        if dim < len(values):
+            raise ValueError(
+                f"an orthogonal encoding of {len(values)} lambdas needs dim >= {len(values)}, got {dim}"
+            )
+        gaussian = torch.randn(dim, dim, generator=torch.Generator().manual_seed(seed), device="cpu")
+        basis, _ = torch.linalg.qr(gaussian)
+        self.register_buffer("values", torch.tensor([float(v) for v in values]))
+        self.register_buffer("codes", basis[: len(values)].contiguous())
+
+    def forward(self, lam: torch.Tensor) -> torch.Tensor:
+        lam = lam.to(self.values.device).flatten()
+        gap, index = (lam[:, None] - self.values[None, :]).abs().min(dim=1)
+        if bool((gap > 1e-6).any()):
+            bad = sorted({round(float(v), 6) for v in lam[gap > 1e-6]})
+            raise ValueError(f"lambda {bad} has no code: the encoding knows {self.values.tolist()} only")
+        return self.codes[index]
+
+
 class FiLM(ConditionalMixin, nn.Module):
     """OAT's feature-wise modulation h <- gamma * h + beta, with (gamma, beta) from a two-layer MLP of the
-    sample's lambda (d_e = 1: lambda itself is the input, as FLOAT's cost comparison assumes)."""
+    sample's lambda: lambda itself (d_e = 1, as FLOAT's cost comparison assumes) or its row of a fixed
+    orthogonal encoding (`encoder`, OAT's public code)."""
 
-    def __init__(self, channels: int, encoding: int = 1) -> None:
+    def __init__(self, channels: int, encoder: Optional[LambdaEncoding] = None) -> None:
         nn.Module.__init__(self)
         self._init_condition()
         self.channels = channels
+        self.encoder = encoder
+        encoding = encoder.codes.shape[1] if encoder is not None else 1
         self.mlp = nn.Sequential(
             nn.Linear(encoding, 2 * channels), nn.LeakyReLU(0.2), nn.Linear(2 * channels, 2 * channels)
         )
@@ -211,7 +238,8 @@ class FiLM(ConditionalMixin, nn.Module):
         lam = self.condition.lam
         if lam is None:
             raise RuntimeError("FiLM needs condition.lam (one lambda per sample); set it with conditioned()")
-        codes = lam.to(device=h.device, dtype=h.dtype).reshape(-1, self.mlp[0].in_features)
+        codes = self.encoder(lam) if self.encoder is not None else lam.reshape(-1, 1)
+        codes = codes.to(device=h.device, dtype=h.dtype)
         if codes.shape[0] == 1:
             codes = codes.expand(h.shape[0], -1)  # one lambda for the whole batch
         gamma, beta = F.leaky_relu(self.mlp(codes), 0.2).chunk(2, dim=1)

@@ -11,10 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gearlib.adversarial.knobs import OAT_TRAIN_LAMBDAS
 from gearlib.adversarial.layers import (
     Condition,
     DualBatchNorm2d,
     FiLM,
+    LambdaEncoding,
     NoisyConv2d,
     NoisyLinear,
     SlimDualBatchNorm2d,
@@ -39,11 +41,13 @@ class Conditioning:
     dual_bn: bool = False
     film: bool = False
     widths: Tuple[float, ...] = (1.0,)  # slimming factors (FLOATS slim: 1.0 and 0.5), switchable dual BN
+    encoding: int = 1  # FiLM's input: lambda itself (1) or its row of a fixed orthogonal encoding (OAT: 128)
 
 
 PLAIN = Conditioning()
 FLOAT = Conditioning(noisy=True, dual_bn=True)
 OAT = Conditioning(dual_bn=True, film=True)
+OAT_128 = Conditioning(dual_bn=True, film=True, encoding=128)
 FLOAT_SLIM = Conditioning(noisy=True, dual_bn=True, widths=(1.0, 0.5))
 
 
@@ -52,6 +56,9 @@ class Layers:
 
     def __init__(self, kind: Conditioning) -> None:
         self.kind = kind
+        self.encoder = (
+            LambdaEncoding(OAT_TRAIN_LAMBDAS, kind.encoding) if kind.film and kind.encoding > 1 else None
+        )
 
     def conv(self, c_in: int, c_out: int, k: int, stride: int = 1) -> nn.Conv2d:
         return NoisyConv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False, noisy=self.kind.noisy)
@@ -62,7 +69,7 @@ class Layers:
         return DualBatchNorm2d(channels) if self.kind.dual_bn else nn.BatchNorm2d(channels)
 
     def film(self, channels: int) -> nn.Module:
-        return FiLM(channels) if self.kind.film else nn.Identity()
+        return FiLM(channels, self.encoder) if self.kind.film else nn.Identity()
 
 
 class BasicBlock(nn.Module):

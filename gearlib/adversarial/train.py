@@ -17,6 +17,7 @@ from gearlib.adversarial.models import (
     FLOAT,
     FLOAT_SLIM,
     OAT,
+    OAT_128,
     PLAIN,
     ConditionalResNet,
     Conditioning,
@@ -60,6 +61,7 @@ class Recipe:
 RECIPES: Dict[str, Recipe] = {
     "pgd-at": Recipe(PLAIN, "pgd-at"),
     "oat": Recipe(OAT, "oat"),
+    "oat-128": Recipe(OAT_128, "oat"),
     "float": Recipe(FLOAT, "split"),
     "smart": Recipe(FLOAT, "split", smart_masks=True),
     "floats-i": Recipe(FLOAT, "split", density=0.1),

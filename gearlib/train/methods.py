@@ -252,6 +252,8 @@ register("floats-slim", "FLOATS slim: FLOATS-i at 30% with slimming factors 1.0 
          "adversarial")(functools.partial(float_at, objective="floats-slim"))  # fmt: skip
 register("smart", "SMART: FLOAT with two frozen masks (clean / adversarial paths) in stages 3-4", "SMART Tables 1, 2",
          "adversarial")(functools.partial(float_at, objective="smart"))  # fmt: skip
+register("oat-128", "OAT with its public code's 128-d orthogonal encoding of lambda", "OAT (optional)",
+         "adversarial")(functools.partial(float_at, objective="oat-128"))  # fmt: skip
 register("oat", "OAT: FiLM on lambda and dual BN, lambda sampled per sample", "FLOAT Table 1 (baseline)",
          "adversarial")(functools.partial(float_at, objective="oat"))  # fmt: skip
 

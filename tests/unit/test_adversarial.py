@@ -21,7 +21,15 @@ from gearlib.adversarial.layers import (
     noise_scales,
 )
 from gearlib.adversarial.masks import mask_counts, path_masks
-from gearlib.adversarial.models import FLOAT, FLOAT_SLIM, OAT, PLAIN, build_adversarial, stage_modules
+from gearlib.adversarial.models import (
+    FLOAT,
+    FLOAT_SLIM,
+    OAT,
+    OAT_128,
+    PLAIN,
+    build_adversarial,
+    stage_modules,
+)
 from gearlib.adversarial.objectives import TrainAttack, batch_loss, sample_lambdas, split_loss
 from gearlib.adversarial.train import build_for, make_optimizer
 from gearlib.train.runner import make_config, run_experiment
@@ -139,6 +147,17 @@ def test_a_slimmed_network_uses_the_leading_channels_and_its_own_bn_pair():
     assert all(int(bn.sets[k][p].num_batches_tracked) == 1 for k in ("w1", "w0_5") for p in ("clean", "adv"))
     with pytest.raises(ValueError, match="slimming factor"):
         Condition(width=0.0)
+
+
+def test_oat_128_encodes_its_training_lambdas_only():
+    model = tiny(OAT_128).eval()
+    x, _ = images(2)
+    with conditioned(model, oat_condition(0.7)):
+        assert model(x).shape == (2, 10)
+    codes = model.stem_film.encoder.codes
+    assert torch.allclose(codes @ codes.T, torch.eye(len(codes)), atol=1e-5)  # orthonormal rows
+    with pytest.raises(ValueError, match="has no code"), conditioned(model, oat_condition(0.5)):
+        model(x)
 
 
 # -- knobs ----------------------------------------------------------------------------------------------
@@ -338,3 +357,47 @@ def test_bench_adversarial_times_every_method_side_by_side():
     assert out["pgd-at_over_float_paper"] == 1.37
     with pytest.raises(ValueError, match="--steps"):
         run(SimpleNamespace(profile="smoke", set=[], steps=0, rounds=1))
+
+
+# -- the chapters' tables and figures ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    """A tiny FLOATS-i run's metrics (FLOAT's knob, noise scales, sparsity records), trained once."""
+    runs = tmp_path_factory.mktemp("runs")
+    return run_experiment(make_config("floats-i", "smoke", overrides=FAST), runs, progress=False).metrics
+
+
+def test_report_tables_read_every_knob_setting(stored):
+    import matplotlib
+
+    from gearlib.adversarial import report
+
+    frame = report.knob_frame(stored)
+    assert list(frame.index) == [label for label, _ in knob_settings("floats-i")]
+    assert frame.loc["lam_n=1,lam_th=0", "RA (%)"] == stored["adv_settings"]["lam_n=1,lam_th=0"]["adv_acc"]
+    assert frame["EOT-PGD (%)"].notna().sum() == 2  # EOT at the robust end (both thresholds: one network)
+    assert stored["adv_settings"]["lam_n=1,lam_th=0.5"]["same_as"] == "lam_n=1,lam_th=0"
+    zero = {
+        **stored,
+        "method": "pgd-at-0",
+        "adv_settings": {"fixed": stored["adv_settings"]["lam_n=0,lam_th=0"]},
+    }
+    one = {
+        **stored,
+        "method": "pgd-at",
+        "adv_settings": {"fixed": stored["adv_settings"]["lam_n=1,lam_th=0"]},
+    }
+    table = report.endpoint_table({"floats-i": stored, "pgd-at-0": zero, "pgd-at": one})
+    assert list(table.index) == ["floats-i", "pgd-at"]  # PGD-AT's two models make one row
+    assert table.loc["pgd-at", "CA λ=0 (%)"] == stored["adv_settings"]["lam_n=0,lam_th=0"]["clean_acc"]
+    assert table.loc["pgd-at", "RA λ=1 (%)"] == stored["adv_settings"]["lam_n=1,lam_th=0"]["adv_acc"]
+    densities = report.density_frame(stored)
+    assert list(densities.index) == [1, 2] and (densities.to_numpy() <= 1).all()
+    assert set(report.alpha_frame({"floats-i": stored})["floats-i"]) == set(stored["noise_scales"].values())
+    for fig in (
+        report.tradeoff_curve({"FLOATS-i": stored}, {"PGD-AT λ=1": {**one, "lam": 1.0}}),
+        report.alpha_bars({"floats-i": stored}),
+        report.density_drift(stored),
+    ):
+        assert isinstance(fig, matplotlib.figure.Figure)
+        assert len(fig.axes[0].lines) + len(fig.axes[0].collections) + len(fig.axes[0].patches) > 0

@@ -261,7 +261,7 @@ def test_comparison_table():
 @pytest.mark.parametrize("arch, blocks", [("resnet18", (2, 2, 2, 2)), ("resnet34", (3, 4, 6, 3))])
 def test_the_accounting_matches_gearlibs_models(arch, blocks):
     from gearlib.adversarial.masks import mask_counts
-    from gearlib.adversarial.models import FLOAT, OAT, PLAIN, build_adversarial
+    from gearlib.adversarial.models import FLOAT, OAT, OAT_128, PLAIN, build_adversarial
     from gearlib.adversarial.train import build_for
 
     with torch.device("meta"):  # shapes only: no memory, no initialisation
@@ -271,6 +271,9 @@ def test_the_accounting_matches_gearlibs_models(arch, blocks):
     assert count_parameters(plain) == resnet_params(blocks)
     assert count_parameters(floaty) == float_params(blocks)
     assert count_parameters(oat) == oat_params(blocks, dual_bn=True)
+    with torch.device("meta"):
+        oat128 = build_adversarial(arch, OAT_128, 64, 10)
+    assert count_parameters(oat128) == oat_params(blocks, d_e=128, dual_bn=True)  # the codes are buffers
     if arch == "resnet34":
         smart = build_for("smart", arch, 64, 10, seed=0)
         counts, masks = smart_counts(), mask_counts(smart)

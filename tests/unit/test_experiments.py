@@ -15,6 +15,7 @@ import torch
 
 from gearlib import plots
 from gearlib.experiments import (
+    ADVERSARIAL_RESULT_KEYS,
     RESULT_KEYS,
     Chapter,
     StaleResultError,
@@ -294,6 +295,20 @@ def test_audit_results_finds_chance_missing_fields_and_missing_seeds(tmp_path):
     assert "gearnn2-vgg19-synthetic-seed0.json" not in problems
 
 
+def test_audit_reads_adversarial_results_by_their_own_fields(tmp_path):
+    record = {k: 1 for k in ADVERSARIAL_RESULT_KEYS}
+    record.update(method="float", family="adversarial", arch="resnet10", dataset="synthetic", clean_acc=40.0,
+                  test_images=256, top_class_share=0.2, plan=[{"kind": "adversarial", "epochs": 2}])  # fmt: skip
+    (tmp_path / "float-resnet10-synthetic-seed0.json").write_text(json.dumps(record))
+    assert audit_results(tmp_path) == []  # no widths, sizes or latency asked of it
+    record.update(clean_acc=10.0)  # two epochs, but not a "curve's early point": at chance is a problem
+    (tmp_path / "float-resnet10-synthetic-seed0.json").write_text(json.dumps(record))
+    assert "at chance" in "\n".join(audit_results(tmp_path))
+    del record["adv_settings"]
+    (tmp_path / "float-resnet10-synthetic-seed0.json").write_text(json.dumps(record))
+    assert "lacks adv_settings" in "\n".join(audit_results(tmp_path))
+
+
 def test_replay_refuses_a_result_trained_with_other_settings(live):
     chapter, run = live
     replaying = Chapter(
@@ -342,13 +357,21 @@ def test_test_images_are_stored_live_and_replayed_without_data(tmp_path):
         other.test_images(2)
 
 
-def test_default_book_replays_committed_cpu_results_else_builds_smoke_live(tmp_path):
+def test_default_book_replays_cpu_once_every_chapter_has_its_results_else_builds_smoke_live(tmp_path):
     from gearlib import book
 
+    (tmp_path / "notebooks").mkdir()
+    for name in ("01_a", "02_b"):
+        (tmp_path / "notebooks" / f"{name}.py").write_text("")
     assert book.default_build(tmp_path)[:2] == ("smoke", False)
     (tmp_path / "results" / "cpu").mkdir(parents=True)
     (tmp_path / "results" / "cpu" / "gearnn2-vgg19-cifar10-seed0.json").write_text("{}")
+    book.record_completed(tmp_path, "cpu", "01_a")
+    profile, replay, why = book.default_build(tmp_path)
+    assert (profile, replay) == ("smoke", False) and "1 of 2 chapters (missing: 02_b)" in why
+    book.record_completed(tmp_path, "cpu", "02_b")
     assert book.default_build(tmp_path)[:2] == ("cpu", True)
+    assert set(book.completed_chapters(tmp_path, "cpu")) == {"01_a", "02_b"}
 
 
 def test_trend_runs_use_the_profiles_trend_subset_and_their_own_file_names(tmp_path):
