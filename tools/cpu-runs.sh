@@ -39,8 +39,8 @@ gearnn1-n3 vgg19 2
 "
 stream_adv_a="
 pgd-at - 0
-floats-slim - 0
 smart - 0
+floats-slim - 0
 "
 stream_adv_b="
 pgd-at-0 - 0
