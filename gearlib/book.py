@@ -28,8 +28,8 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--profile",
         default=None,
-        help="smoke, cpu, quadro or jetson (default: replay the committed cpu results when results/cpu/ "
-        "holds any, else build smoke live)",
+        help="smoke, cpu, quadro or jetson (default: replay the committed cpu results once every chapter's "
+        "are there, else build smoke live)",
     )
     parser.add_argument("--only", action="append", default=[], help="execute only this chapter (NN or slug)")
     parser.add_argument("-p", "--param", action="append", default=[], help="notebook parameter key=value")

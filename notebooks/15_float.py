@@ -12,16 +12,15 @@
 # ---
 
 # %% [markdown]
-# # FLOAT and FLOATS: a knob made of weight noise
+# # FLOAT: a knob made of weight noise
 #
 # FLOAT (Kundu et al., WACV 2023) keeps OAT's goal, one network whose balance between clean and robust
 # accuracy is set at inference, and drops OAT's FiLM layers. Its conditional layers add Gaussian noise
 # to their own weights, scaled by the weights' spread and by one learned number $\alpha$ per layer; the
 # knob decides how much of that noise is used and which of two batch-norm sets normalises. Training
 # splits every batch: half trains the clean path (no noise, BN$_C$), half is attacked and trains the
-# noisy path (BN$_A$). FLOATS then prunes the same network while it trains, by weights (FLOATS-i), by
-# input channels (FLOATS-c), or into two widths that share their weights (FLOATS slim).
-# The algorithms and every choice gearlib makes are in {ref}`notes-adv-float`.
+# noisy path (BN$_A$). The next chapter prunes the same network while it trains (FLOATS). The algorithms
+# and every choice gearlib makes are in {ref}`notes-adv-float`.
 
 # %% tags=["parameters", "remove-cell"]
 profile: str = "smoke"  # smoke | cpu | quadro | jetson
@@ -41,7 +40,7 @@ from gearlib.adversarial import cost, report
 from gearlib.adversarial.knobs import float_condition
 from gearlib.adversarial.layers import conditioned
 from gearlib.adversarial.paper import float_table1
-from gearlib.attacks import AUTOATTACK_INSTALL, autoattack_available, autoattack_rand
+from gearlib import attacks
 from gearlib.bench import adversarial as bench
 from gearlib.experiments import (
     adversarial_test_images,
@@ -135,12 +134,12 @@ fig = report.masking_sweeps([checks], ["FLOAT (λ_n = 1)"], title="Gradient-mask
 
 # %%
 def _autoattack() -> dict:
-    if not autoattack_available():
+    if not attacks.autoattack_available():
         return {"available": False}
     model = final_model(chapter, "float")
     x, y = adversarial_test_images(chapter, 100)
     with conditioned(model, float_condition(1.0, 0.0)):
-        adv = autoattack_rand(model, x, y, eps=p.adv_eps / 255)
+        adv = attacks.autoattack_rand(model, x, y, eps=p.adv_eps / 255)
         correct = (model(adv).argmax(1) == y).float().mean().item()
     return {"available": True, "images": len(y), "accuracy": 100 * correct}
 
@@ -149,7 +148,7 @@ auto = chapter.cached("autoattack-float", _autoattack)
 display(Markdown(
     f"AutoAttack (rand) at λ_n = 1 on {auto['images']} test images: **{auto['accuracy']:.1f}%**." if auto["available"]
     else f"The reference AutoAttack package is not installed where this page was built, so it did not run "
-         f"(`{AUTOATTACK_INSTALL}` installs it; torchattacks' re-implementation is not used, as it runs 10 APGD "
+         f"(`{attacks.AUTOATTACK_INSTALL}` installs it; torchattacks' re-implementation is not used, as it runs 10 APGD "
          f"steps instead of 100)."
 ))  # fmt: skip
 
@@ -177,46 +176,6 @@ pd.DataFrame(
     [{"method": m, "s / step": timing[f"{m}_s_per_step"], "× FLOAT (ours)": timing[f"{m}_s_per_step"] / timing["float_s_per_step"],
       "× FLOAT (FLOAT paper)": bench.PAPER_RATIOS.get(m, float("nan"))} for m in bench.METHODS]
 ).set_index("method").pipe(lambda f: HTML(readable_html(f)))  # fmt: skip
-
-# %% [markdown]
-# ## FLOATS: pruning while training
-#
-# FLOATS keeps a fixed budget of non-zero weights, a fraction $d$ of all of them (FLOAT paper, Eq. 5), and
-# moves that budget during training with sparse momentum (Dettmers and Zettlemoyer, 2019): at every
-# epoch's end each layer drops its smallest weights, and the freed budget regrows where the momentum of
-# the pruned weights is largest. FLOATS-i prunes single weights ($d = 0.1$), FLOATS-c whole input
-# channels ($d = 0.34$), FLOATS slim prunes to $d = 0.3$ and also trains a half-width network inside the
-# full one.
-
-# %%
-floats = chapter.runs(["floats-i", "floats-c", "floats-slim"])
-table = report.endpoint_table({"float": flt, **floats})
-table["density"] = [
-    r["mask_counts"]["clean_nonzero"] / r["mask_counts"]["weights"] for r in [flt, *floats.values()]
-]
-display(HTML(readable_html(table)))
-for m, run in floats.items():
-    if collapse_note(run):
-        display(Markdown(f"**{m}**: {collapse_note(run)}"))
-
-# %% [markdown]
-# The paper's FLOATS variants (FLOAT paper, Table 1):
-
-# %%
-float_table1()
-
-# %% [markdown]
-# How sparse momentum moved FLOATS-i's budget between layers, epoch by epoch (the total stays fixed):
-
-# %%
-fig = report.density_drift(floats["floats-i"])
-
-# %% [markdown]
-# FLOATS slim's half-width network, at both ends of its knob:
-
-# %%
-slim = report.knob_frame(floats["floats-slim"])
-display(HTML(readable_html(slim[slim.index.str.endswith("lam_th=0")])))
 
 # %% [markdown]
 # ## The cost model

@@ -16,6 +16,7 @@ BENCHES = {
     "corrupt": "corruption generation speed and the projected time for a whole CIFAR-10-C",
     "train": "GEARnn-2 against Small(AugMix), batched against per-sample loaders, full against bare steps",
     "adversarial": "seconds per training step of PGD-AT, OAT, FLOAT, SMART and FLOATS slim, side by side",
+    "layers": "training step and CPU inference time of a conv against GroupNL, Ghost, SineFM and MonoCNN",
 }
 
 

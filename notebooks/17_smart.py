@@ -90,7 +90,8 @@ display(HTML(readable_html(report.endpoint_table({"float": flt, "smart": smart})
 # %% [markdown]
 # The papers' numbers (CIFAR-10, ResNet-34): which stages to make sparse and how much the masks should
 # share (SMART paper, Table 1), and the four methods side by side (SMART paper, Table 2). With every stage
-# sparse the adversarial path collapses; sharing a quarter of the positions beats disjoint masks.
+# sparse the paper's adversarial path collapses, and sharing a quarter of the positions beats disjoint masks
+# (both in its Table 1).
 
 # %%
 smart_table1()
