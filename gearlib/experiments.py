@@ -171,11 +171,12 @@ class Chapter:
         """The chapter's arch for a GEARnn method; None (the profile's adv_arch) for an adversarial one."""
         return None if get_method(method).family == "adversarial" else self.arch
 
-    def cached(self, name: str, compute: Any) -> Any:
-        """A chapter's own JSON-able result (e.g. a loss landscape): computed live and saved, or replayed."""
+    def cached(self, name: str, compute: Any, arch: Optional[str] = None) -> Any:
+        """A chapter's own JSON-able result (e.g. a loss landscape): computed live and saved, or replayed.
+        `arch` names the network it is about in the file name (default: the chapter's arch)."""
         path = (
             results_dir(self.profile, self.results_root)
-            / f"{name}-{self.arch}-{self.dataset}-seed{self.seed}.json"
+            / f"{name}-{arch or self.arch}-{self.dataset}-seed{self.seed}.json"
         )
         if self.replay:
             if not path.is_file():

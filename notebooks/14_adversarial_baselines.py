@@ -120,7 +120,9 @@ smart_table2().loc[["pgd-at"]]
 
 
 # %%
-checks = chapter.cached("masking-pgd-at", lambda: masking_checks_of(chapter, "pgd-at", Condition()))
+checks = chapter.cached(
+    "masking-pgd-at", lambda: masking_checks_of(chapter, "pgd-at", Condition()), arch=p.adv_arch
+)
 report.masking_frame(checks)
 
 # %%

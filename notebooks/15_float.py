@@ -119,7 +119,7 @@ fig = report.alpha_bars({"float": flt}, title="FLOAT: learned noise scale α per
 
 # %%
 checks = chapter.cached(
-    "masking-float", lambda: masking_checks_of(chapter, "float", float_condition(1.0, 0.0))
+    "masking-float", lambda: masking_checks_of(chapter, "float", float_condition(1.0, 0.0)), arch=p.adv_arch
 )
 report.masking_frame(checks)
 
@@ -144,7 +144,7 @@ def _autoattack() -> dict:
     return {"available": True, "images": len(y), "accuracy": 100 * correct}
 
 
-auto = chapter.cached("autoattack-float", _autoattack)
+auto = chapter.cached("autoattack-float", _autoattack, arch=p.adv_arch)
 display(Markdown(
     f"AutoAttack (rand) at λ_n = 1 on {auto['images']} test images: **{auto['accuracy']:.1f}%**." if auto["available"]
     else f"The reference AutoAttack package is not installed where this page was built, so it did not run "
@@ -171,7 +171,7 @@ def _bench() -> dict:
     return bench.run(SimpleNamespace(profile=chapter.profile, set=list(chapter.overrides), steps=2, rounds=3))
 
 
-timing = chapter.cached("bench-adversarial", _bench)
+timing = chapter.cached("bench-adversarial", _bench, arch=p.adv_arch)
 pd.DataFrame(
     [{"method": m, "s / step": timing[f"{m}_s_per_step"], "× FLOAT (ours)": timing[f"{m}_s_per_step"] / timing["float_s_per_step"],
       "× FLOAT (FLOAT paper)": bench.PAPER_RATIOS.get(m, float("nan"))} for m in bench.METHODS]

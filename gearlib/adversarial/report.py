@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from gearlib.adversarial.knobs import knob_settings
 from gearlib.adversarial.paper import ENDPOINTS
 
 # PGD-AT trains one model per lambda: its two ends of the knob are two runs.
@@ -33,7 +34,10 @@ def knob_frame(run: Mapping[str, Any]) -> Any:
             }
         )  # fmt: skip
     frame = pd.DataFrame(rows).set_index("setting")
-    return frame.dropna(axis=1, how="all")  # no EOT column for a network without noise
+    order = [label for label, _ in knob_settings(run.get("objective", ""))]
+    if set(order) == set(frame.index):  # the knob's own order (a stored JSON sorts its keys)
+        frame = frame.loc[order]
+    return frame.dropna(axis=1, how="all").round(2)  # no EOT column for a network without noise
 
 
 def ends(run: Mapping[str, Any]) -> Dict[str, float]:
@@ -65,7 +69,7 @@ def endpoint_table(runs: Mapping[str, Mapping[str, Any]]) -> Any:
         rows[method] = row
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "method"
-    return frame
+    return frame.round(2)
 
 
 def tradeoff_curve(
@@ -85,6 +89,7 @@ def tradeoff_curve(
             name = ", ".join(f"{k} {v:g}" for k, v in knob.items() if k not in ("lam_n", "lam"))
             groups.setdefault(name, []).append((knob.get("lam_n", knob.get("lam", 0.0)), row))
         for name, points in groups.items():
+            points.sort(key=lambda point: point[0])
             for ax, key in zip(axes, ("clean_acc", "adv_acc")):
                 ax.plot([x for x, _ in points], [r[key] for _, r in points], marker="o",
                         label=f"{label} ({name})" if name else label)  # fmt: skip
