@@ -56,16 +56,16 @@ paper_counts = cost.smart_counts()
 pd.DataFrame(
     {
         f"ours ({p.adv_arch}, width {p.adv_width})": {
-            "conv/linear weights": counts["weights"],
-            "non-zeros per path": counts["clean_nonzero"],
-            "per path / dense": counts["clean_nonzero"] / counts["weights"],
-            "stored union / dense": counts["union"] / counts["weights"],
+            "conv/linear weights": f"{counts['weights']:,}",
+            "non-zeros per path": f"{counts['clean_nonzero']:,}",
+            "per path / dense": f"{counts['clean_nonzero'] / counts['weights']:.3f}",
+            "stored union / dense": f"{counts['union'] / counts['weights']:.3f}",
         },
         "ResNet-34, width 64 (formula)": {
-            "conv/linear weights": paper_counts["dense_weights"],
-            "non-zeros per path": paper_counts["per_path"],
-            "per path / dense": paper_counts["per_path_fraction"],
-            "stored union / dense": paper_counts["union_fraction"],
+            "conv/linear weights": f"{paper_counts['dense_weights']:,}",
+            "non-zeros per path": f"{paper_counts['per_path']:,}",
+            "per path / dense": f"{paper_counts['per_path_fraction']:.3f}",
+            "stored union / dense": f"{paper_counts['union_fraction']:.3f}",
         },
     }
 )
