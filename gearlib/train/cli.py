@@ -122,11 +122,11 @@ def runs_command(args: argparse.Namespace) -> int:
         return 0
     frame = pd.DataFrame(rows).drop(columns=["run"])
     frame["size_fraction"] = frame["size_fraction"].map(
-        lambda v: f"{100 * v:.2f}%" if isinstance(v, float) else ""
+        lambda v: f"{100 * v:.2f}%" if isinstance(v, float) and v == v else ""  # v == v: not NaN
     )
     for col in ("clean_acc", "robust_acc"):
-        frame[col] = frame[col].map(lambda v: f"{v:.2f}%" if isinstance(v, float) else "")
-    print(frame.to_string(index=False))
+        frame[col] = frame[col].map(lambda v: f"{v:.2f}%" if isinstance(v, float) and v == v else "")
+    print(frame.to_string(index=False, na_rep=""))
     return 0
 
 
