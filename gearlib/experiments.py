@@ -11,15 +11,19 @@ import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
 import torch
 
+from gearlib import attacks
 from gearlib.adversarial.checks import masking_checks
 from gearlib.adversarial.evaluate import is_stochastic
+from gearlib.adversarial.layers import conditioned
 from gearlib.analysis import loss_landscape_1d
+from gearlib.bench import adversarial as bench_adversarial
 from gearlib.claims import METRICS, SEEDED_RUNS
 from gearlib.claims import spread as seed_spread
 from gearlib.claims import values as metric_values
@@ -654,6 +658,26 @@ def masking_checks_of(chapter: Chapter, method: str, condition: Any) -> Dict[str
     return masking_checks(
         model, condition, x, y, eps=p.adv_eps, steps=p.adv_eval_steps, eot=p.adv_eot, repeats=repeats
     )
+
+
+def autoattack_of(chapter: Chapter, method: str, condition: Any, n: int = 100) -> Dict[str, Any]:
+    """The reference AutoAttack ('rand') on `n` test images of a chapter's trained `method` at one knob
+    `condition`, or {"available": False} where the package is not installed (live mode)."""
+    if not attacks.autoattack_available():
+        return {"available": False}
+    model = final_model(chapter, method)
+    x, y = adversarial_test_images(chapter, n)
+    with conditioned(model, condition):
+        adv = attacks.autoattack_rand(model, x, y, eps=chapter.profile_config.adv_eps / 255)
+        with torch.no_grad():
+            correct = float((model(adv).argmax(1) == y).float().mean())
+    return {"available": True, "images": len(y), "accuracy": 100 * correct}
+
+
+def bench_adversarial_of(chapter: Chapter, steps: int = 2, rounds: int = 3) -> Dict[str, Any]:
+    """`gearlib bench adversarial` at the chapter's profile and settings (seconds per training step)."""
+    args = SimpleNamespace(profile=chapter.profile, set=list(chapter.overrides), steps=steps, rounds=rounds)
+    return bench_adversarial.run(args)
 
 
 def landscape_curves(

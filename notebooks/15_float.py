@@ -31,27 +31,16 @@ replay: bool = False  # True: read results/<profile>/ instead of training
 
 # %% tags=["remove-cell"]
 import statistics
-from types import SimpleNamespace
 
 import pandas as pd
 from IPython.display import HTML, Markdown, display
 
+from gearlib import experiments as ex
 from gearlib.adversarial import cost, report
 from gearlib.adversarial.knobs import float_condition
-from gearlib.adversarial.layers import conditioned
 from gearlib.adversarial.paper import float_table1
-from gearlib import attacks
-from gearlib.bench import adversarial as bench
-from gearlib.experiments import (
-    adversarial_test_images,
-    collapse_note,
-    final_model,
-    masking_checks_of,
-    open_chapter,
-    readable_html,
-)
 
-chapter = open_chapter(globals())
+chapter = ex.open_chapter(globals())
 display(Markdown(chapter.adversarial_banner()))
 p = chapter.profile_config
 
@@ -66,9 +55,9 @@ p = chapter.profile_config
 # %%
 runs = chapter.runs(["float", "pgd-at-0", "pgd-at"])
 flt = runs["float"]
-display(HTML(readable_html(report.knob_frame(flt))))
-if collapse_note(flt):
-    display(Markdown(f"**float**: {collapse_note(flt)}"))
+display(HTML(ex.readable_html(report.knob_frame(flt))))
+if ex.collapse_note(flt):
+    display(Markdown(f"**float**: {ex.collapse_note(flt)}"))
 
 # %%
 fig = report.tradeoff_curve(
@@ -119,7 +108,9 @@ fig = report.alpha_bars({"float": flt}, title="FLOAT: learned noise scale α per
 
 # %%
 checks = chapter.cached(
-    "masking-float", lambda: masking_checks_of(chapter, "float", float_condition(1.0, 0.0)), arch=p.adv_arch
+    "masking-float",
+    lambda: ex.masking_checks_of(chapter, "float", float_condition(1.0, 0.0)),
+    arch=p.adv_arch,
 )
 report.masking_frame(checks)
 
@@ -133,24 +124,9 @@ fig = report.masking_sweeps([checks], ["FLOAT (λ_n = 1)"], title="Gradient-mask
 
 
 # %%
-def _autoattack() -> dict:
-    if not attacks.autoattack_available():
-        return {"available": False}
-    model = final_model(chapter, "float")
-    x, y = adversarial_test_images(chapter, 100)
-    with conditioned(model, float_condition(1.0, 0.0)):
-        adv = attacks.autoattack_rand(model, x, y, eps=p.adv_eps / 255)
-        correct = (model(adv).argmax(1) == y).float().mean().item()
-    return {"available": True, "images": len(y), "accuracy": 100 * correct}
-
-
-auto = chapter.cached("autoattack-float", _autoattack, arch=p.adv_arch)
-display(Markdown(
-    f"AutoAttack (rand) at λ_n = 1 on {auto['images']} test images: **{auto['accuracy']:.1f}%**." if auto["available"]
-    else f"The reference AutoAttack package is not installed where this page was built, so it did not run "
-         f"(`{attacks.AUTOATTACK_INSTALL}` installs it; torchattacks' re-implementation is not used, as it runs 10 APGD "
-         f"steps instead of 100)."
-))  # fmt: skip
+auto = chapter.cached("autoattack-float", lambda: ex.autoattack_of(chapter, "float", float_condition(1.0, 0.0)),
+                      arch=p.adv_arch)  # fmt: skip
+display(Markdown(report.autoattack_note(auto)))
 
 # %% [markdown]
 # ## Training time against PGD-AT
@@ -167,15 +143,8 @@ pd.DataFrame({"s / epoch (stored runs)": epochs})
 
 
 # %%
-def _bench() -> dict:
-    return bench.run(SimpleNamespace(profile=chapter.profile, set=list(chapter.overrides), steps=2, rounds=3))
-
-
-timing = chapter.cached("bench-adversarial", _bench, arch=p.adv_arch)
-pd.DataFrame(
-    [{"method": m, "s / step": timing[f"{m}_s_per_step"], "× FLOAT (ours)": timing[f"{m}_s_per_step"] / timing["float_s_per_step"],
-      "× FLOAT (FLOAT paper)": bench.PAPER_RATIOS.get(m, float("nan"))} for m in bench.METHODS]
-).set_index("method").pipe(lambda f: HTML(readable_html(f)))  # fmt: skip
+timing = chapter.cached("bench-adversarial", lambda: ex.bench_adversarial_of(chapter), arch=p.adv_arch)
+display(HTML(ex.readable_html(report.timing_frame(timing))))
 
 # %% [markdown]
 # ## The cost model
@@ -196,4 +165,4 @@ pd.DataFrame(summary).T
 # and additions of the three conditional designs (ResNet-34), with SMART's Table 2 beside ours:
 
 # %%
-display(HTML(readable_html(pd.DataFrame(cost.comparison_table()).set_index("method"))))
+display(HTML(ex.readable_html(pd.DataFrame(cost.comparison_table()).set_index("method"))))

@@ -29,10 +29,9 @@ data_dir: str = ""  # empty: $GEARLIB_DATA, then ./data
 replay: bool = False  # True: read results/<profile>/ instead of training
 
 # %% tags=["remove-cell"]
-import pandas as pd
 from IPython.display import HTML, Markdown, display
 
-from gearlib.adversarial import cost, report
+from gearlib.adversarial import report
 from gearlib.adversarial.paper import smart_table1, smart_table2
 from gearlib.experiments import collapse_note, open_chapter, readable_html
 
@@ -51,24 +50,7 @@ p = chapter.profile_config
 
 # %%
 smart, flt = chapter.run("smart"), chapter.run("float")
-counts = smart["mask_counts"]
-paper_counts = cost.smart_counts()
-pd.DataFrame(
-    {
-        f"ours ({p.adv_arch}, width {p.adv_width})": {
-            "conv/linear weights": f"{counts['weights']:,}",
-            "non-zeros per path": f"{counts['clean_nonzero']:,}",
-            "per path / dense": f"{counts['clean_nonzero'] / counts['weights']:.3f}",
-            "stored union / dense": f"{counts['union'] / counts['weights']:.3f}",
-        },
-        "ResNet-34, width 64 (formula)": {
-            "conv/linear weights": f"{paper_counts['dense_weights']:,}",
-            "non-zeros per path": f"{paper_counts['per_path']:,}",
-            "per path / dense": f"{paper_counts['per_path_fraction']:.3f}",
-            "stored union / dense": f"{paper_counts['union_fraction']:.3f}",
-        },
-    }
-)
+report.mask_table(smart)
 
 # %% [markdown]
 # The later stages hold most of a ResNet's weights, so sparsifying only them already halves the

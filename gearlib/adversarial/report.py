@@ -7,8 +7,11 @@ from __future__ import annotations
 import statistics
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from gearlib.adversarial.cost import smart_counts
 from gearlib.adversarial.knobs import knob_settings
 from gearlib.adversarial.paper import ENDPOINTS
+from gearlib.attacks import AUTOATTACK_INSTALL
+from gearlib.bench.adversarial import METHODS, PAPER_RATIOS
 
 # PGD-AT trains one model per lambda: its two ends of the knob are two runs.
 PGD_AT_ENDS = ("pgd-at-0", "pgd-at")
@@ -202,3 +205,52 @@ def masking_sweeps(checks: Sequence[Mapping[str, Any]], labels: Sequence[str], t
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def mask_table(run: Mapping[str, Any]) -> Any:
+    """SMART's weights per path on a trained run beside the same counts, by formula, for the papers'
+    ResNet-34 (gearlib.adversarial.cost.smart_counts)."""
+    import pandas as pd
+
+    ours, paper = run["mask_counts"], smart_counts()
+
+    def column(total: int, per_path: int, union: int) -> Dict[str, str]:
+        return {
+            "conv/linear weights": f"{total:,}", "non-zeros per path": f"{per_path:,}",
+            "per path / dense": f"{per_path / total:.3f}", "stored union / dense": f"{union / total:.3f}",
+        }  # fmt: skip
+
+    return pd.DataFrame(
+        {
+            f"ours ({run['arch']}, width {run['width']})": column(
+                ours["weights"], ours["clean_nonzero"], ours["union"]
+            ),
+            "ResNet-34, width 64 (formula)": column(
+                paper["dense_weights"], paper["per_path"], paper["union"]
+            ),
+        }
+    )
+
+
+def timing_frame(timing: Mapping[str, Any]) -> Any:
+    """`gearlib bench adversarial`'s seconds per step, their ratio to FLOAT's, and the FLOAT paper's ratios."""
+    import pandas as pd
+
+    rows = [
+        {"method": m, "s / step": timing[f"{m}_s_per_step"],
+         "× FLOAT (ours)": timing[f"{m}_s_per_step"] / timing["float_s_per_step"],
+         "× FLOAT (FLOAT paper)": PAPER_RATIOS.get(m, float("nan"))}
+        for m in METHODS
+    ]  # fmt: skip
+    return pd.DataFrame(rows).set_index("method").round(3)
+
+
+def autoattack_note(result: Mapping[str, Any]) -> str:
+    """One sentence for a page: AutoAttack's accuracy, or why it did not run."""
+    if result["available"]:
+        return f"AutoAttack (rand) on {result['images']} test images: **{result['accuracy']:.1f}%**."
+    return (
+        "The reference AutoAttack package is not installed where this page was built, so it did not run "
+        f"(`{AUTOATTACK_INSTALL}` installs it; torchattacks' re-implementation is not used, as it runs 10 APGD "
+        "steps instead of 100)."
+    )
