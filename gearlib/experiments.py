@@ -24,6 +24,7 @@ from gearlib.adversarial.evaluate import is_stochastic
 from gearlib.adversarial.layers import conditioned
 from gearlib.analysis import loss_landscape_1d
 from gearlib.bench import adversarial as bench_adversarial
+from gearlib.bench import layers as bench_layers
 from gearlib.claims import METRICS, SEEDED_RUNS
 from gearlib.claims import spread as seed_spread
 from gearlib.claims import values as metric_values
@@ -131,6 +132,17 @@ class Chapter:
             f"{train} · {test} · seed {self.seed} · {mode}"
         )
 
+    def layers_banner(self) -> str:
+        """The banner of the GroupNL chapter: its network, data and evaluation scale."""
+        p = self.profile_config
+        train = f"{p.layers_train_subset or 'all'} training images, {p.layers_epochs} epochs (cosine lr)"
+        test = f"{p.test_subset or 'all'} test images, {p.robust_per_block or 'all'} per corruption block"
+        mode = "replayed from results/" + self.profile if self.replay else "executed live"
+        return (
+            f"profile **{self.profile}** · dataset **{self.dataset}** · {p.layers_arch} width {p.layers_width} · "
+            f"{train} · {test} · {mode}"
+        )
+
     def result_path(
         self, method: str, arch: Optional[str] = None, dataset: Optional[str] = None, tag: str = ""
     ) -> Path:
@@ -172,8 +184,8 @@ class Chapter:
         return record
 
     def arch_for(self, method: str) -> Optional[str]:
-        """The chapter's arch for a GEARnn method; None (the profile's adv_arch) for an adversarial one."""
-        return None if get_method(method).family == "adversarial" else self.arch
+        """The chapter's arch for a GEARnn method; None (the profile's adv_arch or layers_arch) for the others."""
+        return self.arch if get_method(method).family == "gearnn" else None
 
     def cached(self, name: str, compute: Any, arch: Optional[str] = None) -> Any:
         """A chapter's own JSON-able result (e.g. a loss landscape): computed live and saved, or replayed.
@@ -453,6 +465,12 @@ ADVERSARIAL_RESULT_KEYS = (
     "train_seconds", "train_joules", "stages", "epoch_seconds", "noise_scales", "mask_counts",
     "energy_backend", "hardware", "test_images", "attacked_images", "run_hash",
 )  # fmt: skip
+# What the GroupNL chapter reads of a result (a fixed network: no widths).
+LAYERS_RESULT_KEYS = (
+    "method", "arch", "dataset", "profile", "seed", "clean_acc", "robust_acc", "robust_table", "size_fraction",
+    "params", "layer", "width", "train_seconds", "stages", "latency_ms_per_sample", "energy_backend", "hardware",
+    "test_images", "run_hash",
+)  # fmt: skip
 # A baseline trained from scratch (no growth) for fewer epochs than this is a curve's early point: it may
 # sit near chance, and its table note says so instead of flagging it.
 EARLY_EPOCHS = 4
@@ -461,7 +479,7 @@ EARLY_EPOCHS = 4
 def early_point(m: Dict[str, Any]) -> bool:
     """True for a run without a growth step trained for fewer than EARLY_EPOCHS epochs in all."""
     plan = m.get("plan") or []
-    if not plan or m.get("family") == "adversarial" or any(step.get("kind") == "grow" for step in plan):
+    if not plan or m.get("family") in ("adversarial", "layers") or any(s.get("kind") == "grow" for s in plan):
         return False
     return sum(step.get("epochs", 0) for step in plan if step.get("kind") == "train") < EARLY_EPOCHS
 
@@ -477,7 +495,10 @@ def audit_results(folder: PathLike, seeds: Sequence[int] = (0, 1, 2)) -> List[st
         if not isinstance(record, dict) or "clean_acc" not in record:
             continue  # a chapter's own cached result (a loss landscape)
         names.add(path.name)
-        wanted = ADVERSARIAL_RESULT_KEYS if record.get("family") == "adversarial" else RESULT_KEYS
+        family = record.get("family", "gearnn")
+        wanted = {"adversarial": ADVERSARIAL_RESULT_KEYS, "layers": LAYERS_RESULT_KEYS}.get(
+            family, RESULT_KEYS
+        )
         missing = [k for k in wanted if k not in record]
         if missing:
             problems.append(f"{path.name}: lacks {', '.join(missing)}")
@@ -672,6 +693,13 @@ def autoattack_of(chapter: Chapter, method: str, condition: Any, n: int = 100) -
         with torch.no_grad():
             correct = float((model(adv).argmax(1) == y).float().mean())
     return {"available": True, "images": len(y), "accuracy": 100 * correct}
+
+
+def bench_layers_of(ratio: int = 2, rounds: int = 5) -> Dict[str, Any]:
+    """`gearlib bench layers` on GroupNL's Table 16 module (512 -> 512 channels, 3x3, stride 2, 32x32 input,
+    one image, one thread): training-step and inference milliseconds per layer type, side by side."""
+    args = SimpleNamespace(channels=512, size=32, batch=1, stride=2, ratio=ratio, rounds=rounds, threads=1)
+    return bench_layers.run(args)
 
 
 def bench_adversarial_of(chapter: Chapter, steps: int = 2, rounds: int = 3) -> Dict[str, Any]:

@@ -47,6 +47,14 @@ ADVERSARIAL_EVALUATION_FIELDS = (
 )  # fmt: skip
 # The shared fields an adversarial run reads besides its own: where it runs and the SGD settings.
 ADVERSARIAL_SHARED_FIELDS = ("name", "device", "batch_size", "lr", "momentum", "weight_decay")
+# The layer comparison's own settings (GroupNL and its baselines); the other families never read them.
+LAYERS_TRAINING_FIELDS = ("layers_arch", "layers_width", "layers_epochs", "layers_train_subset")
+# The shared fields a layer-comparison run reads besides its own: where it runs, SGD, and the augmentations
+# of its AugMix and ERA variants. Its evaluation is GEARnn's (EVALUATION_FIELDS).
+LAYERS_SHARED_FIELDS = (
+    "name", "device", "batch_size", "lr", "momentum", "weight_decay", "amp", "channels_last", "jsd_lambda",
+    "era_width", "era_depth", "era_views",
+)  # fmt: skip
 # Fields only the book reads (which runs it asks for), never training or evaluation.
 BOOK_FIELDS = ("trend_subset",)
 # Training fields added after runs were stored, with the value that reproduces the older behaviour: a field
@@ -122,6 +130,13 @@ class Profile:
     adv_eval_steps: int = 20  # PGD steps in evaluation
     adv_eval_repeats: int = 3  # evaluation repeats: the noisy models answer differently every time
     adv_eot: int = 10  # gradient draws per step of EOT-PGD (Expectation over Transformation)
+    # Robust lightweight layers (GroupNL, Ghost, SineFM, MonoCNN against plain convs; book/notes/groupnl.md):
+    # the paper trains CIFAR ResNet-18 at width 64 with SGD, batch 128, lr 0.1 and a cosine schedule; it does
+    # not give the epochs (200, as in MonoCNN's code).
+    layers_arch: str = "resnet18"
+    layers_width: int = 64
+    layers_epochs: int = 200
+    layers_train_subset: int = 0  # training images (0 = all)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -160,7 +175,10 @@ class Profile:
         """The fields training reads (what a trained run's identity hashes) for a method family."""
         if family == "adversarial":
             return {k: getattr(self, k) for k in ADVERSARIAL_SHARED_FIELDS + ADVERSARIAL_TRAINING_FIELDS}
+        if family == "layers":
+            return {k: getattr(self, k) for k in LAYERS_SHARED_FIELDS + LAYERS_TRAINING_FIELDS}
         skip = EVALUATION_FIELDS + BOOK_FIELDS + ADVERSARIAL_TRAINING_FIELDS + ADVERSARIAL_EVALUATION_FIELDS
+        skip += LAYERS_TRAINING_FIELDS
         return {
             k: v
             for k, v in self.to_dict().items()
@@ -216,11 +234,15 @@ _RANGES: Dict[str, Tuple[float, float]] = {
     "adv_eval_steps": (1, 10000),
     "adv_eval_repeats": (1, 100),
     "adv_eot": (1, 1000),
+    "layers_width": (1, 4096),
+    "layers_epochs": (1, 100000),
+    "layers_train_subset": (0, 10**9),
 }
 _CHOICES: Dict[str, Tuple[str, ...]] = {
     "name": PROFILE_NAMES,
     "rmsprop_variant": tuple(RMSPROP_PRESETS),
     "adv_arch": ("resnet10", "resnet18", "resnet34"),
+    "layers_arch": ("resnet10", "resnet18", "resnet34", "vgg11"),
 }
 
 
@@ -319,6 +341,9 @@ _PROFILES: Dict[str, Dict[str, Any]] = {
         adv_eval_steps=3,
         adv_eval_repeats=2,
         adv_eot=2,  # adversarial evaluation
+        layers_width=8,
+        layers_epochs=2,
+        layers_train_subset=512,  # layer comparison: ResNet-18 at width 8, 512 images, 2 epochs
     ),  # fmt: skip
     # A laptop-scale reproduction sized for signal: 10,000 training images at a tenth of the paper's epochs
     # (its ratios between phases kept), 2,000 test images, 200 images per corruption block; c_0 24 with K 30
@@ -344,6 +369,9 @@ _PROFILES: Dict[str, Dict[str, Any]] = {
         adv_eval_images=300,
         adv_eval_steps=10,
         adv_eot=4,  # adversarial evaluation: PGD-10, FGSM and EOT-PGD on 300 images, 3 repeats
+        layers_width=16,
+        layers_epochs=15,
+        layers_train_subset=5000,  # layer comparison: ResNet-18 at a quarter width, 5,000 images, 15 epochs
     ),  # fmt: skip
     # The paper's server GPU (Quadro RTX 6000): the paper's settings.
     "quadro": dict(),

@@ -7,6 +7,9 @@
 # Streams adv-a and adv-b train the adversarial part (chapters 14-16: PGD-AT's endpoints, OAT, FLOAT,
 # FLOATS, SMART), one seed each, on the profile's adv_arch (a `-` in the arch column).
 #
+# Streams layers-a and layers-b train the GroupNL chapter's five ResNet-18 layer types over seeds 0 and 1
+# (chapter 18; the profile's layers_arch, so `-` in the arch column too).
+#
 # Each line is `method arch seed`; a finished run is skipped (the run store is keyed by its training
 # settings), an interrupted one resumes from its last finished stage. A Small baseline trains the GEARnn-2
 # run whose topology it copies if that is missing, so each stream trains its own GEARnn-2 runs first.
@@ -48,12 +51,28 @@ oat - 0
 floats-i - 0
 floats-c - 0
 "
+stream_layers_a="
+groupnl - 0
+vanilla - 0
+sinefm - 0
+ghost - 1
+monocnn - 1
+"
+stream_layers_b="
+groupnl - 1
+vanilla - 1
+sinefm - 1
+ghost - 0
+monocnn - 0
+"
 case "${1:-}" in
     a) queue="$stream_a" ;;
     b) queue="$stream_b" ;;
     adv-a) queue="$stream_adv_a" ;;
     adv-b) queue="$stream_adv_b" ;;
-    *) echo "usage: $0 a|b|adv-a|adv-b   (two streams per part, one per core)" >&2; exit 2 ;;
+    layers-a) queue="$stream_layers_a" ;;
+    layers-b) queue="$stream_layers_b" ;;
+    *) echo "usage: $0 a|b|adv-a|adv-b|layers-a|layers-b   (two streams per part, one per core)" >&2; exit 2 ;;
 esac
 
 echo "$queue" | while read -r method arch seed; do

@@ -83,6 +83,13 @@ def adversarial_summary(m: dict, cached: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _size_reference(m: dict) -> str:
+    """What a run's size_fraction is a share of."""
+    if m.get("family") == "layers":
+        return f"the same {m['arch']} (width {m['width']}) with plain convs; {m['layer']} layers"
+    return "the full model"
+
+
 def summary(m: dict, cached: bool = False) -> str:
     """A few lines with what the paper's tables report."""
     if m.get("family") == "adversarial":
@@ -93,7 +100,7 @@ def summary(m: dict, cached: bool = False) -> str:
         f"{m['method']} | {m['arch']} | {m['dataset']} | profile {m['profile']}"
         + (" (from the store)" if cached else ""),
         f"  clean acc {m['clean_acc']:.2f}%   robust acc {m['robust_acc']:.2f}% ({m['robust_source']})",
-        f"  size {100 * m['size_fraction']:.2f}% of the full model ({m['params']:,} parameters)",
+        f"  size {100 * m['size_fraction']:.2f}% of {_size_reference(m)} ({m['params']:,} parameters)",
         f"  training {m['train_seconds']:.1f} s, {joules} (energy: {m['energy_backend_detail']})",
         f"  stages: {stages}",
         f"  inference {m['latency_ms_per_sample']:.3f} ms per sample{_windows(m)}",

@@ -3,7 +3,7 @@ the widths of another method's run, or train adversarially. Plans are registered
 their definition.
 
 GEARnn-1/-2, the Small baselines, N-shot growth, the Table 7 ablation and the adversarial methods (PGD-AT,
-OAT, FLOAT, SMART) are all short lists of steps, so the runner (gearlib.train.runner) can time, meter,
+OAT, FLOAT, SMART) and the layer comparison (GroupNL, Ghost, SineFM, MonoCNN, vanilla) are all short lists of steps, so the runner (gearlib.train.runner) can time, meter,
 checkpoint and resume every one of them the same way.
 """
 
@@ -17,7 +17,7 @@ from gearlib.profiles import Profile
 
 PlanFn = Callable[[Profile, str, str], List["Step"]]
 STEP_KINDS = ("train", "grow", "topology", "adversarial")
-FAMILIES = ("gearnn", "adversarial")
+FAMILIES = ("gearnn", "adversarial", "layers")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,10 @@ class Step:
         source: the method whose run a topology step reads (same profile, arch, dataset and seed).
         objective: the loss of an adversarial step: pgd-at, float, smart or oat (gearlib.adversarial).
         lam: PGD-AT's fixed lambda, the weight of the adversarial loss term.
+        layer: the conv layer of a layer-comparison network ("conv", "groupnl", "ghost", "sinefm", "monocnn";
+            gearlib.layers.models); empty for the growable GEARnn networks.
+        schedule: lr schedule of a train step: "step" (GEARnn's stage trainer: Nesterov SGD, x0.1 at 1/2 and
+            3/4 of the epochs) or "cosine" (the GroupNL paper's recipe: momentum SGD, cosine annealing).
     """
 
     kind: str
@@ -45,13 +49,16 @@ class Step:
     source: str = ""
     objective: str = ""
     lam: float = 0.0
+    layer: str = ""
+    schedule: str = "step"
 
 
 @dataclass(frozen=True)
 class Method:
     """A registered method: its name, what it is, where the paper reports it, its plan, and its family
     ("gearnn": growth and robust augmentation on the GEARnn backbones; "adversarial": the conditional
-    CIFAR ResNets of FLOAT and SMART, evaluated under attack)."""
+    CIFAR ResNets of FLOAT and SMART, evaluated under attack; "layers": CIFAR networks built from GroupNL or
+    one of its baseline layers, evaluated like GEARnn's)."""
 
     name: str
     description: str
@@ -269,3 +276,27 @@ for _lam in (0.0, 0.2, 0.7):
     register(f"pgd-at-{_lam:g}", f"PGD-AT at lambda = {_lam:g}", "FLOAT's PGD-AT comparison", "adversarial")(
         functools.partial(pgd_at, lam=_lam)
     )
+
+
+# -- robust lightweight layers (GroupNL and its baselines) ------------------------------------------------
+def layer_training(
+    profile: Profile, dataset: str, arch: str, layer: str, augment: str = "clean"
+) -> List[Step]:
+    """The layer comparison: the profile's `layers_arch` with `layer` convs, trained `layers_epochs` epochs on
+    `augment` batches with the GroupNL paper's cosine schedule."""
+    return [Step("train", "train", augment, profile.layers_epochs, layer=layer, schedule="cosine")]
+
+
+for _name, _layer, _text in (
+    ("vanilla", "conv", "the layer comparison's reference: plain convs"),
+    ("groupnl", "groupnl", "GroupNL: seed conv, grouped fixed sinusoids (r = 2, g = 4)"),
+    ("ghost", "ghost", "Ghost module: primary conv plus a depthwise 3x3 cheap operation (r = 2)"),
+    ("sinefm", "sinefm", "SineFM: seed conv, 5 fixed sinusoids with BN, grouped 1x1 (r = 2)"),
+    ("monocnn", "monocnn", "MonoCNN: seed filters tiled by fixed monomials, eta in [1, 7]"),
+):
+    register(_name, f"ResNet-18, {_text}; clean training", "GroupNL Tables 3, 5", "layers")(
+        functools.partial(layer_training, layer=_layer)
+    )
+for _augment, _label in (("augmix", "AugMix + JSD"), ("era", "ERA + JSD")):
+    register(f"groupnl-{_augment}", f"GroupNL ResNet-18 trained with {_label} (no paper tried this)", "",
+             "layers")(functools.partial(layer_training, layer="groupnl", augment=_augment))  # fmt: skip

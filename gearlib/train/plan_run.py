@@ -16,6 +16,8 @@ from gearlib.augment import make_augment
 from gearlib.data import ImageDataset, TensorBatches, dataset_info
 from gearlib.data.per_sample import PerSampleBatches
 from gearlib.grow import firefly_step
+from gearlib.layers.convert import ConversionReport
+from gearlib.layers.models import layer_network
 from gearlib.measure import auto_meter
 from gearlib.models import build, full_widths, widths_of
 from gearlib.profiles import Profile
@@ -71,7 +73,11 @@ class PlanRun:
         self.loss_fn = default_loss_fn(profile.jsd_lambda)
         on_device = device if loader == "batched" else None  # batched: the whole set lives on the device
         self.train_x, self.train_y = train_set.tensors(on_device)
-        self.state = RunState(widths=[profile.backbone_width] * len(full_widths(arch)))
+        # The layer comparison's network is fixed (no growth): it has no width list.
+        self.layer = next((s.layer for s in plan if s.layer), "")
+        self.conversion: Optional[ConversionReport] = None
+        widths = [] if self.layer else [profile.backbone_width] * len(full_widths(arch))
+        self.state = RunState(widths=widths)
         self.model: torch.nn.Module = torch.nn.Identity()  # built by _resume, seeded or from the checkpoint
         self.meter = auto_meter(device=device)
 
@@ -116,6 +122,12 @@ class PlanRun:
         return resume
 
     def _build(self, widths: List[int]) -> torch.nn.Module:
+        if self.layer:  # GroupNL and its baselines: the profile's network with its convs swapped
+            p = self.profile
+            model, self.conversion = layer_network(
+                self.layer, p.layers_arch, p.layers_width, self.info.num_classes, self.seed
+            )
+            return model.to(self.device)
         return build(self.arch, widths, self.info.num_classes, self.info.image_size).to(self.device)
 
     def _record(self, entry: Dict[str, Any]) -> None:
@@ -147,7 +159,8 @@ class PlanRun:
     def _train(self, index: int, step: Step, resume: Dict[str, Any]) -> None:
         p = self.profile
         config = StageConfig(
-            lr=p.lr, momentum=p.momentum, nesterov=p.nesterov, weight_decay=p.weight_decay,
+            lr=p.lr, momentum=p.momentum, nesterov=p.nesterov and step.schedule == "step",
+            weight_decay=p.weight_decay, schedule=step.schedule,
             lr_gamma=p.lr_gamma, amp=p.amp and self.device.type == "cuda", channels_last=p.channels_last,
             progress=self.progress,
         )  # fmt: skip

@@ -27,6 +27,7 @@ from gearlib.attacks import oat_step_size
 from gearlib.data import ImageDataset, dataset_info, load_dataset
 from gearlib.evaluate import COLLAPSE_SHARE, at_chance, prediction_share, predictions, robust_accuracy
 from gearlib.grow import check_feasible
+from gearlib.layers.models import LAYER_ARCHS, layer_network
 from gearlib.measure import hardware_info, inference_latency
 from gearlib.models import ARCHS, build, count_params, size_fraction
 from gearlib.profiles import Profile, get_profile, parse_overrides, split_pairs
@@ -58,7 +59,7 @@ class RunConfig:
 
     @property
     def family(self) -> str:
-        """The method's family: "gearnn" or "adversarial" (which fields its identity hashes)."""
+        """The method's family: "gearnn", "adversarial" or "layers" (which fields its identity hashes)."""
         return get_method(self.method).family
 
     def training_dict(self) -> Dict[str, Any]:
@@ -84,8 +85,9 @@ def make_config(
 ) -> RunConfig:
     """Validate everything before anything runs: method, arch, dataset, profile and `key=value` overrides.
 
-    `arch` defaults to vgg19 for the GEARnn methods and to the profile's `adv_arch` for the adversarial ones
-    (an explicit arch of an adversarial method becomes the profile's adv_arch: one value, one place).
+    `arch` defaults to vgg19 for the GEARnn methods, to the profile's `adv_arch` for the adversarial ones and
+    to its `layers_arch` for the layer comparison (an explicit arch of those becomes the profile's field: one
+    value, one place).
     """
     family = get_method(method).family
     dataset_info(dataset)
@@ -100,6 +102,11 @@ def make_config(
             )
         prof = prof.override({"adv_arch": arch}) if arch is not None else prof
         arch = prof.adv_arch
+    if family == "layers":
+        if arch is not None and arch not in LAYER_ARCHS:
+            raise ValueError(f"{method} trains one of {', '.join(LAYER_ARCHS)}, got arch {arch!r}")
+        prof = prof.override({"layers_arch": arch}) if arch is not None else prof
+        arch = prof.layers_arch
     arch = arch or "vgg19"
     if family == "gearnn" and arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
@@ -143,6 +150,10 @@ def load_final_model(run_dir: Path, metrics: Mapping[str, Any]) -> torch.nn.Modu
     if metrics.get("family") == "adversarial":
         return load_adversarial_model(run_dir, dict(metrics))
     info = dataset_info(metrics["dataset"])
+    if metrics.get("family") == "layers":
+        net, _ = layer_network(metrics["layer"], metrics["arch"], metrics["width"], info.num_classes)
+        net.load_state_dict(store.load_torch(run_dir / store.FINAL)["model"])  # NLF hyperparameters included
+        return net.eval()
     net = build(metrics["arch"], metrics["widths"], info.num_classes, info.image_size)
     net.load_state_dict(store.load_torch(run_dir / store.FINAL)["model"])
     return net.eval()
@@ -196,9 +207,9 @@ def train_run(
     if config.family == "adversarial":
         return run_dir, train_adversarial(config, run_dir, data_dir, progress), False
     method, plan = plan_for(config.method, config.profile, config.dataset, config.arch)
-    train_set = load_dataset(
-        config.dataset, "train", data_dir, subset=config.profile.train_subset or None, seed=config.seed
-    )
+    p = config.profile
+    subset = p.layers_train_subset if config.family == "layers" else p.train_subset
+    train_set = load_dataset(config.dataset, "train", data_dir, subset=subset or None, seed=config.seed)
 
     def topology(step: Step) -> Dict[str, Any]:
         source_dir, source, _ = train_run(_source_config(config, step.source), runs_dir, data_dir, progress)
@@ -294,12 +305,16 @@ def _training_metrics(
     info = dataset_info(config.dataset)
     stages = stage_totals(state.log)
     metered = meter.available and all(s["joules"] is not None for s in stages)
-    return {
+    if config.family == "layers":
+        vanilla, _ = layer_network("conv", config.arch, config.profile.layers_width, info.num_classes)
+        size = count_params(model) / count_params(vanilla)  # the share of the same network with plain convs
+    else:
+        size = size_fraction(model, config.arch, info.num_classes, info.image_size)
+    out = {
         "method": config.method, "arch": config.arch, "dataset": config.dataset,
         "profile": config.profile.name, "seed": config.seed, "loader": config.loader,
         "data_source": train_set.source, "train_images": len(train_set),
-        "size_fraction": size_fraction(model, config.arch, info.num_classes, info.image_size),
-        "params": count_params(model),
+        "size_fraction": size, "params": count_params(model),
         "train_seconds": sum(s["seconds"] for s in stages),
         "train_joules": sum(s["joules"] for s in stages) if metered else None,
         "train_joules_reason": None if metered else meter.reason,
@@ -310,6 +325,16 @@ def _training_metrics(
         "plan": [dataclasses.asdict(s) for s in plan],
         "gearlib_version": __version__, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }  # fmt: skip
+    if config.family == "layers":  # a fixed network: its layer and conversion instead of a width history
+        report = execution.conversion
+        for key in ("widths", "width_history", "growth", "topology_from"):
+            out.pop(key)
+        out.update(
+            family="layers", layer=execution.layer, width=config.profile.layers_width, num_classes=info.num_classes,
+            replaced=len(report.replaced) if report else 0,
+            kept=[dataclasses.asdict(k) for k in report.kept] if report else [],
+        )  # fmt: skip
+    return out
 
 
 def evaluate_run(

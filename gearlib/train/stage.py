@@ -22,6 +22,7 @@ from gearlib.augment.jsd import JSD_LAMBDA, task_loss
 from gearlib.models.layout import use_channels_last
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+SCHEDULES = ("step", "cosine")
 EpochHook = Callable[[int, nn.Module, torch.optim.Optimizer, Any, Dict[str, float]], None]
 
 
@@ -39,6 +40,8 @@ class StageConfig:
         lr: initial learning rate at the reference batch size (0.1 at 128).
         reference_batch_size: batch size that `lr` refers to; lr scales by B / 128 when scale_lr_with_batch.
         momentum, nesterov, weight_decay: SGD settings (0.9, True, 5e-4).
+        schedule: "step" (lr times lr_gamma after each of milestones_frac of the epochs; GEARnn's stage
+            trainer) or "cosine" (cosine annealing to 0 over the stage; the GroupNL paper's CIFAR recipe).
         milestones_frac: fractions of the stage's epochs after which lr is multiplied by lr_gamma.
         lr_gamma: decay factor (0.1).
         amp: CUDA autocast (float16) with a GradScaler; ignored on the CPU.
@@ -53,6 +56,7 @@ class StageConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
+    schedule: str = "step"
     milestones_frac: Tuple[float, ...] = (0.5, 0.75)
     lr_gamma: float = 0.1
     amp: bool = False
@@ -69,6 +73,8 @@ class StageConfig:
             raise ValueError(
                 f"need 0 <= momentum < 1 and weight_decay >= 0, got {self.momentum}, {self.weight_decay}"
             )
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if any(not 0 <= f <= 1 for f in self.milestones_frac):
             raise ValueError(f"milestones_frac must lie in [0, 1], got {self.milestones_frac}")
         self.milestones_frac = tuple(self.milestones_frac)
@@ -135,7 +141,10 @@ def milestones(epochs: int, config: StageConfig) -> List[int]:
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, epochs: int, config: StageConfig):
-    """Step decay by config.lr_gamma at milestones(epochs); call scheduler.step() once per epoch."""
+    """Step decay by config.lr_gamma at milestones(epochs), or cosine annealing to 0 over `epochs` when
+    config.schedule is "cosine"; call scheduler.step() once per epoch."""
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones(epochs, config), gamma=config.lr_gamma)
 
 
