@@ -370,8 +370,8 @@ _PROFILES: Dict[str, Dict[str, Any]] = {
         adv_eval_steps=10,
         adv_eot=4,  # adversarial evaluation: PGD-10, FGSM and EOT-PGD on 300 images, 3 repeats
         layers_width=16,
-        layers_epochs=15,
-        layers_train_subset=5000,  # layer comparison: ResNet-18 at a quarter width, 5,000 images, 15 epochs
+        layers_epochs=10,
+        layers_train_subset=5000,  # layer comparison: ResNet-18 at a quarter width, 5,000 images, 10 epochs
     ),  # fmt: skip
     # The paper's server GPU (Quadro RTX 6000): the paper's settings.
     "quadro": dict(),

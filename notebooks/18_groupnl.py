@@ -96,8 +96,8 @@ fig = report.plot_seed_maps(maps)
 #
 # Every layer type trains with the same recipe: the GroupNL paper's SGD with momentum, lr 0.1 at batch 128
 # and a cosine schedule, at this profile's scale (banner). Then each network is tested on the clean test
-# images and on the regenerated CIFAR-10-C ({ref}`notes-corruptions`). Each cell is the mean ± std over
-# the seeds. The categories follow the paper's Table 5.
+# images and on their corrupted copies (on CIFAR-10, the regenerated CIFAR-10-C; {ref}`notes-corruptions`).
+# Each cell is the mean ± std over the seeds. The categories follow the paper's Table 5.
 
 # %%
 runs = seeded_runs(chapter, list(report.LAYER_METHODS), seeds)
@@ -111,8 +111,8 @@ for method, per_seed in runs.items():
 fig = report.plot_accuracy(runs, title=f"ResNet-18 layer types ({chapter.profile}, {chapter.dataset})")
 
 # %% [markdown]
-# Does GroupNL beat each of the other layers? A gap smaller than the larger of the two seed spreads is
-# called *within noise*. The verdicts are computed from the runs above:
+# Does GroupNL beat each of the other layers, on clean and on corrupted images? A gap smaller than the
+# larger of the two seed spreads is called *within noise*. The verdicts are computed from the runs above:
 
 # %%
 verdicts = report.groupnl_verdicts(runs)

@@ -55,7 +55,6 @@ stream_layers_a="
 groupnl - 0
 vanilla - 0
 sinefm - 0
-ghost - 1
 monocnn - 1
 "
 stream_layers_b="
@@ -64,6 +63,7 @@ vanilla - 1
 sinefm - 1
 ghost - 0
 monocnn - 0
+ghost - 1
 "
 case "${1:-}" in
     a) queue="$stream_a" ;;

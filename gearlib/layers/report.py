@@ -25,6 +25,7 @@ __all__ = [
     "LAYER_METHODS",
     "category_accuracy",
     "comparison_table",
+    "corrupted_name",
     "cost_table",
     "groupnl_verdicts",
     "plot_accuracy",
@@ -44,6 +45,13 @@ CATEGORY_CORRUPTIONS: Dict[str, List[str]] = {
     "Digital": DIGITAL,
 }
 Runs = Mapping[str, Sequence[Mapping[str, Any]]]  # method -> one metrics dict per seed
+CORRUPTED_NAMES = {"cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C", "tinyimagenet": "Tiny-ImageNet-C"}
+
+
+def corrupted_name(runs: Runs) -> str:
+    """The corrupted test set the runs were evaluated on ("CIFAR-10-C", or "synthetic-C" on the synthetic set)."""
+    dataset = next(iter(runs.values()))[0].get("dataset", "cifar10")
+    return CORRUPTED_NAMES.get(dataset, f"{dataset}-C")
 
 
 def category_accuracy(run: Mapping[str, Any]) -> Dict[str, float]:
@@ -63,7 +71,7 @@ def _mean_std(xs: Sequence[float]) -> str:
 
 
 def comparison_table(runs: Runs) -> pd.DataFrame:
-    """One row per method: parameters, size against vanilla, clean and CIFAR-10-C accuracy and the four
+    """One row per method: parameters, size against vanilla, clean and corrupted accuracy and the four
     categories as mean ± std over seeds, training seconds per epoch and CPU latency."""
     rows = []
     for method, per_seed in runs.items():
@@ -76,7 +84,7 @@ def comparison_table(runs: Runs) -> pd.DataFrame:
             "params": f"{first['params']:,}",
             "size vs vanilla": f"{100 * first['size_fraction']:.0f}%",
             "clean (%)": _mean_std([r["clean_acc"] for r in per_seed]),
-            "CIFAR-10-C (%)": _mean_std([r["robust_acc"] for r in per_seed]),
+            f"{corrupted_name(runs)} (%)": _mean_std([r["robust_acc"] for r in per_seed]),
         }
         for category in CATEGORY_CORRUPTIONS:
             row[category] = _mean_std([c[category] for c in cats])
@@ -87,14 +95,14 @@ def comparison_table(runs: Runs) -> pd.DataFrame:
 
 
 def groupnl_verdicts(runs: Runs, method: str = "groupnl") -> pd.DataFrame:
-    """`method` against each other layer type on clean and CIFAR-10-C accuracy: the gap of the means, the
+    """`method` against each other layer type on clean and corrupted accuracy: the gap of the means, the
     seeds' spread it is judged against, and the verdict ('holds', 'fails' or 'within noise'), computed."""
     rows = []
     ours = runs[method]
     for other, theirs in runs.items():
         if other == method:
             continue
-        for key, label in (("clean_acc", "clean"), ("robust_acc", "CIFAR-10-C")):
+        for key, label in (("clean_acc", "clean"), ("robust_acc", corrupted_name(runs))):
             v = verdict([r[key] for r in ours], [r[key] for r in theirs])
             rows.append(
                 {
@@ -135,7 +143,7 @@ def cost_table(arch: str = "resnet18", width: int = 64, num_classes: int = 10) -
 
 
 def plot_accuracy(runs: Runs, title: str = "") -> Any:
-    """Clean against CIFAR-10-C accuracy, one point per seed and the mean with a +-1 std cross per method."""
+    """Clean against corrupted accuracy, one point per seed and the mean with a +-1 std cross per method."""
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for method, per_seed in runs.items():
         clean = [r["clean_acc"] for r in per_seed]
@@ -148,7 +156,7 @@ def plot_accuracy(runs: Runs, title: str = "") -> Any:
             color=dots.get_color(), capsize=3, label=f"{method} ({len(per_seed)} seeds)",
         )  # fmt: skip
     ax.set_xlabel("clean accuracy (%)")
-    ax.set_ylabel("CIFAR-10-C accuracy (%)")
+    ax.set_ylabel(f"{corrupted_name(runs)} accuracy (%)")
     ax.set_title(title or "Layer types: clean against corrupted accuracy")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

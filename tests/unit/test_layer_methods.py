@@ -154,7 +154,7 @@ def _fake_run(method, seed, clean, robust, params=1000, size=0.5):
         for c in names
     }
     return {
-        "method": method, "seed": seed, "clean_acc": clean, "robust_acc": robust, "robust_table": table,
+        "method": method, "dataset": "cifar10", "seed": seed, "clean_acc": clean, "robust_acc": robust, "robust_table": table,
         "params": params, "size_fraction": size, "train_seconds": 30.0, "latency_ms_per_sample": 1.0,
         "plan": [{"kind": "train", "epochs": 3}],
     }  # fmt: skip
