@@ -2,9 +2,10 @@
 the widths of another method's run, or train adversarially. Plans are registered with `@register` next to
 their definition.
 
-GEARnn-1/-2, the Small baselines, N-shot growth, the Table 7 ablation and the adversarial methods (PGD-AT,
-OAT, FLOAT, SMART) and the layer comparison (GroupNL, Ghost, SineFM, MonoCNN, vanilla) are all short lists of steps, so the runner (gearlib.train.runner) can time, meter,
-checkpoint and resume every one of them the same way.
+GEARnn-1/-2, the Small baselines, N-shot growth, the Table 7 ablation, the adversarial methods (PGD-AT,
+OAT, FLOAT, SMART) and the layer comparison (GroupNL, Ghost, SineFM, MonoCNN, vanilla) are all short lists
+of steps, so the runner (gearlib.train.runner) can time, meter, checkpoint and resume every one of them the
+same way.
 """
 
 from __future__ import annotations

@@ -306,7 +306,8 @@ def _training_metrics(
     stages = stage_totals(state.log)
     metered = meter.available and all(s["joules"] is not None for s in stages)
     if config.family == "layers":
-        vanilla, _ = layer_network("conv", config.arch, config.profile.layers_width, info.num_classes)
+        with torch.random.fork_rng():  # building the reference must not move the run's random stream
+            vanilla, _ = layer_network("conv", config.arch, config.profile.layers_width, info.num_classes)
         size = count_params(model) / count_params(vanilla)  # the share of the same network with plain convs
     else:
         size = size_fraction(model, config.arch, info.num_classes, info.image_size)
@@ -326,13 +327,13 @@ def _training_metrics(
         "gearlib_version": __version__, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }  # fmt: skip
     if config.family == "layers":  # a fixed network: its layer and conversion instead of a width history
-        report = execution.conversion
+        conversion = execution.conversion
         for key in ("widths", "width_history", "growth", "topology_from"):
             out.pop(key)
         out.update(
-            family="layers", layer=execution.layer, width=config.profile.layers_width, num_classes=info.num_classes,
-            replaced=len(report.replaced) if report else 0,
-            kept=[dataclasses.asdict(k) for k in report.kept] if report else [],
+            family="layers", layer=execution.layer, width=config.profile.layers_width,
+            num_classes=info.num_classes, replaced=len(conversion.replaced) if conversion else 0,
+            kept=[dataclasses.asdict(k) for k in conversion.kept] if conversion else [],
         )  # fmt: skip
     return out
 
