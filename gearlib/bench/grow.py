@@ -188,6 +188,8 @@ def _arch_results(
         f"{arch}_growth_over_epoch": growth / best["epoch"],
         f"{arch}_widened_epoch_over_epoch": best["widened_epoch"] / best["epoch"],
         f"{arch}_widened_passes_over_epoch": (best["widened_epoch"] + best["widened_score"]) / best["epoch"],
+        # the growth step over the least its two passes can cost (the widened network's two passes)
+        f"{arch}_growth_over_floor": growth / (best["widened_epoch"] + best["widened_score"]),
         f"{arch}_growth_s": growth,
     }
     results.update({f"{arch}_{name}_s": best[name] for name in TIMED})

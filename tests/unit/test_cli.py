@@ -49,6 +49,8 @@ def test_bench_grow_reports_ratios_and_the_widened_reference(capsys):
     assert out["resnet18_mean_width_widened"] == 16 + 16
     assert out["resnet18_widened_passes_over_epoch"] > out["resnet18_widened_epoch_over_epoch"]
     assert out["resnet18_growth_s"] == out["resnet18_perturb_s"] + out["resnet18_score_s"]
+    floor = out["resnet18_widened_epoch_s"] + out["resnet18_widened_score_s"]
+    assert out["resnet18_growth_over_floor"] == pytest.approx(out["resnet18_growth_s"] / floor)
     assert out["resnet18_size_after"] > out["resnet18_size_before"]
 
 
