@@ -20,7 +20,7 @@ from gearlib.grow import firefly_step, group_budget
 from gearlib.measure.nvml import NvmlMeter
 from gearlib.models import build
 from gearlib.train import distributed, store
-from gearlib.train.runner import make_config
+from gearlib.train.runner import make_config, train_run
 from gearlib.train.stage import default_loss_fn
 
 # 64 images, 16 per rank and step (global batch 32): two steps per epoch, two epochs per phase.
@@ -119,6 +119,14 @@ def test_new_settings_keep_the_single_process_run_directories():
         assert store.config_hash(changed.training_dict()) != store.config_hash(base)
     with pytest.raises(ValueError, match="lr_scaling"):
         make_config("gearnn2", "smoke", overrides=["lr_scaling=sqrt"])
+
+
+@pytest.mark.parametrize("scaling, lr", [("linear", 0.1 * 16 / 128), ("none", 0.1)])
+def test_lr_scaling_is_read_by_the_stage_trainer(tmp_path, scaling, lr):
+    sets = [kv for kv in TINY if not kv.startswith("epochs")] + ["epochs_e1=1", f"lr_scaling={scaling}"]
+    config = make_config("gearnn1", "smoke", overrides=sets)
+    run_dir, _, _ = train_run(config, tmp_path, progress=False)
+    assert store.read_epoch_log(run_dir)[0]["lr"] == pytest.approx(lr)
 
 
 @pytest.mark.parametrize("method", ["pgd-at", "groupnl"])
