@@ -12,12 +12,12 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 
 import torch
 
+from gearlib import distributed
 from gearlib.grow.candidate import DW_NEW_INITS, Candidate
 from gearlib.grow.materialise import UnitSelection, grown_widths, materialise
 from gearlib.models import build_meta, check_widths, count_params, param_count
 from gearlib.models.common import GrowableNet, GrowthGraph
 from gearlib.models.layout import use_channels_last
-from gearlib.train import distributed
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

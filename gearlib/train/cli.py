@@ -75,7 +75,7 @@ def launch(args: argparse.Namespace) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from gearlib.train import distributed
+    from gearlib import distributed
     from gearlib.train.runner import make_config, run_experiment
 
     if args.nproc < 1:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
-from gearlib import seed_everything
+from gearlib import distributed, seed_everything
 from gearlib.augment import make_augment
 from gearlib.data import ImageDataset, TensorBatches, dataset_info
 from gearlib.data.per_sample import PerSampleBatches
@@ -21,7 +21,7 @@ from gearlib.layers.models import layer_network
 from gearlib.measure import auto_meter
 from gearlib.models import build, full_widths, widths_of
 from gearlib.profiles import Profile
-from gearlib.train import distributed, store
+from gearlib.train import store
 from gearlib.train.methods import Step
 from gearlib.train.stage import StageConfig, default_loss_fn, train_stage
 

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import torch
 
-from gearlib import __version__
+from gearlib import __version__, distributed
 from gearlib.adversarial.evaluate import evaluate_adversarial
 from gearlib.adversarial.layers import noise_scales
 from gearlib.adversarial.masks import mask_counts
@@ -31,7 +31,7 @@ from gearlib.layers.models import LAYER_ARCHS, layer_network
 from gearlib.measure import hardware_info, inference_latency
 from gearlib.models import ARCHS, build, count_params, size_fraction
 from gearlib.profiles import Profile, get_profile, parse_overrides, split_pairs
-from gearlib.train import distributed, store
+from gearlib.train import store
 from gearlib.train.methods import Step, get_method, plan_for
 from gearlib.train.plan_run import PER_SAMPLE_VIEWS, PlanRun
 
@@ -51,7 +51,7 @@ class RunConfig:
     profile: Profile
     seed: int = 0
     loader: str = "batched"
-    world_size: int = 1  # processes training together (gearlib.train.distributed)
+    world_size: int = 1  # processes training together (gearlib.distributed)
 
     def to_dict(self) -> Dict[str, Any]:
         out = dataclasses.asdict(self)

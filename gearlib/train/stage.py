@@ -255,7 +255,7 @@ def train_stage(
         progress: overrides config.progress (tqdm bar per epoch) when given.
         desc: label of the progress bar.
         wrap: applied to the placed model before the optimizer is made; the steps run through what it
-            returns (gearlib.train.distributed.wrap: DistributedDataParallel). Pass `batch_size` as the
+            returns (gearlib.distributed.wrap: DistributedDataParallel). Pass `batch_size` as the
             global batch then, so the lr scales with it.
 
     Returns:

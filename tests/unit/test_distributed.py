@@ -1,4 +1,4 @@
-"""Tests of training past one device (gearlib.train.distributed): shards, seeds, the distributed growth step,
+"""Tests of training past one device (gearlib.distributed): shards, seeds, the distributed growth step,
 a 2-process gloo GEARnn-2 run, and a killed rank's clean failure and resume (book/notes/training.md)."""
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from typing import Dict
 import pytest
 import torch
 
+from gearlib import distributed
 from gearlib.data import TensorBatches
 from gearlib.grow import firefly_step, group_budget
 from gearlib.measure.nvml import NvmlMeter
 from gearlib.models import build
-from gearlib.train import distributed, store
+from gearlib.train import store
 from gearlib.train.runner import make_config, train_run
 from gearlib.train.stage import default_loss_fn
 
