@@ -53,13 +53,14 @@ LAYERS_TRAINING_FIELDS = ("layers_arch", "layers_width", "layers_epochs", "layer
 # of its AugMix and ERA variants. Its evaluation is GEARnn's (EVALUATION_FIELDS).
 LAYERS_SHARED_FIELDS = (
     "name", "device", "batch_size", "lr", "momentum", "weight_decay", "amp", "channels_last", "jsd_lambda",
-    "era_width", "era_depth", "era_views",
+    "era_width", "era_depth", "era_views", "lr_scaling",
 )  # fmt: skip
 # Fields only the book reads (which runs it asks for), never training or evaluation.
 BOOK_FIELDS = ("trend_subset",)
 # Training fields added after runs were stored, with the value that reproduces the older behaviour: a field
 # at that value is left out of a run's identity, so adding a setting does not orphan every stored run.
-NEUTRAL_WHEN_ADDED: Dict[str, Any] = {}
+NEUTRAL_WHEN_ADDED: Dict[str, Any] = {"lr_scaling": "linear"}
+LR_SCALINGS = ("linear", "none")
 
 
 def _paper_key(dataset: str) -> str:
@@ -78,8 +79,10 @@ class Profile:
     name: str = "quadro"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     # Stage trainer (Appendix A): SGD, Nesterov, step decay x0.1 at 1/2 and 3/4 of each stage.
-    batch_size: int = 128
+    batch_size: int = 128  # per process: a run of N processes steps on global batches of N x batch_size
     lr: float = 0.1
+    # linear: lr x (global batch) / 128 (Goyal et al. 2017, "Accurate, large minibatch SGD"); none: lr as set
+    lr_scaling: str = "linear"
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
@@ -176,14 +179,11 @@ class Profile:
         if family == "adversarial":
             return {k: getattr(self, k) for k in ADVERSARIAL_SHARED_FIELDS + ADVERSARIAL_TRAINING_FIELDS}
         if family == "layers":
-            return {k: getattr(self, k) for k in LAYERS_SHARED_FIELDS + LAYERS_TRAINING_FIELDS}
+            fields = LAYERS_SHARED_FIELDS + LAYERS_TRAINING_FIELDS
+            return {k: getattr(self, k) for k in fields if not _neutral(k, getattr(self, k))}
         skip = EVALUATION_FIELDS + BOOK_FIELDS + ADVERSARIAL_TRAINING_FIELDS + ADVERSARIAL_EVALUATION_FIELDS
         skip += LAYERS_TRAINING_FIELDS
-        return {
-            k: v
-            for k, v in self.to_dict().items()
-            if k not in skip and not (k in NEUTRAL_WHEN_ADDED and v == NEUTRAL_WHEN_ADDED[k])
-        }
+        return {k: v for k, v in self.to_dict().items() if k not in skip and not _neutral(k, v)}
 
     def evaluation_dict(self, family: str = "gearnn") -> Dict[str, Any]:
         """The fields only evaluation reads (test subset, images per corruption block, latency repeats)."""
@@ -194,6 +194,11 @@ class Profile:
         """A copy with fields replaced; accepts a mapping or 'key=value' strings (values parsed by type)."""
         parsed = parse_overrides(changes)
         return dataclasses.replace(self, **parsed) if parsed else self
+
+
+def _neutral(key: str, value: Any) -> bool:
+    """Whether a field holds the value that reproduces runs stored before it was added."""
+    return key in NEUTRAL_WHEN_ADDED and value == NEUTRAL_WHEN_ADDED[key]
 
 
 # Field constraints: (minimum, maximum) for numbers, or the allowed strings.
@@ -241,6 +246,7 @@ _RANGES: Dict[str, Tuple[float, float]] = {
 _CHOICES: Dict[str, Tuple[str, ...]] = {
     "name": PROFILE_NAMES,
     "rmsprop_variant": tuple(RMSPROP_PRESETS),
+    "lr_scaling": LR_SCALINGS,
     "adv_arch": ("resnet10", "resnet18", "resnet34"),
     "layers_arch": ("resnet10", "resnet18", "resnet34", "vgg11"),
 }

@@ -53,6 +53,10 @@ class TensorBatches:
         crop_flip: apply the clean pipeline (random crop 32 with padding 4, then flip) before `augment`.
         generator: CPU generator for shuffling and augmentation; seeded -> reproducible epochs.
         drop_last: drop the last incomplete batch (keeps BatchNorm statistics well-behaved).
+        shard: (rank, world size) of a distributed run: each step of the epoch is a global batch of
+            world * B images and this rank yields its B (the DistributedSampler's split, one per step).
+        order_generator: CPU generator of the shuffle alone, the same seed on every rank (so the ranks
+            agree on the epoch's order); default `generator` (one stream, as in a single process).
     """
 
     def __init__(
@@ -65,6 +69,8 @@ class TensorBatches:
         generator: Optional[torch.Generator] = None,
         drop_last: bool = True,
         max_batches: Optional[int] = None,
+        shard: Tuple[int, int] = (0, 1),
+        order_generator: Optional[torch.Generator] = None,
     ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -72,24 +78,30 @@ class TensorBatches:
             raise ValueError(
                 f"need as many labels as images (>0), got {images.shape[0]} and {labels.shape[0]}"
             )
+        if not 0 <= shard[0] < shard[1]:
+            raise ValueError(f"shard must be (rank, world) with 0 <= rank < world, got {shard}")
         self.images = images
         self.labels = labels
-        self.batch_size = min(batch_size, images.shape[0])
+        self.rank, self.world = int(shard[0]), int(shard[1])
+        self.batch_size = min(batch_size, max(1, images.shape[0] // self.world))
         self.augment = augment
         self.crop_flip = crop_flip
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self.drop_last = drop_last
         self.max_batches = max_batches
+        self.order_generator = order_generator
 
     def __len__(self) -> int:
-        n = self.images.shape[0]
-        steps = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        n, step = self.images.shape[0], self.batch_size * self.world
+        steps = n // step if self.drop_last or self.world > 1 else -(-n // step)
         return min(steps, self.max_batches) if self.max_batches else steps
 
     def __iter__(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
-        order = torch.randperm(self.images.shape[0], generator=self.generator).to(self.images.device)
+        shuffle = self.order_generator if self.order_generator is not None else self.generator
+        order = torch.randperm(self.images.shape[0], generator=shuffle).to(self.images.device)
         for step in range(len(self)):
-            idx = order[step * self.batch_size : (step + 1) * self.batch_size]
+            start = (step * self.world + self.rank) * self.batch_size
+            idx = order[start : start + self.batch_size]
             yield self.make_batch(self.images[idx], self.labels[idx])
 
     def make_batch(self, images: torch.Tensor, labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -104,10 +116,15 @@ class TensorBatches:
 
     def state_dict(self) -> dict:
         """The random state, so an interrupted run can resume the exact same batches."""
-        return {"generator": self.generator.get_state()}
+        state = {"generator": self.generator.get_state()}
+        if self.order_generator is not None:
+            state["order_generator"] = self.order_generator.get_state()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+        if self.order_generator is not None and state.get("order_generator") is not None:
+            self.order_generator.set_state(state["order_generator"])
 
 
 def eval_batches(

@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 
 import torch
 
+from gearlib import distributed
 from gearlib.grow.candidate import DW_NEW_INITS, Candidate
 from gearlib.grow.materialise import UnitSelection, grown_widths, materialise
 from gearlib.models import build_meta, check_widths, count_params, param_count
@@ -175,11 +176,14 @@ def train_perturbations(
     """Perturbation training (book/notes/growth.md#notes-growth-perturb): one pass, RMSprop on V, A, B (and D) at a constant lr.
 
     Loss = task loss + 1e-2 * sum(||V||^2 + 1e-2 * ||A||^2); the backbone stays frozen and in eval mode.
+    In a distributed run the perturbations' gradients are averaged over ranks before each step, as DDP
+    averages a training step's, so every rank keeps the same V, A, B.
 
     Returns:
         Mean total loss per tenth of the pass (a short learning curve for the record).
     """
-    optimizer = torch.optim.RMSprop(candidate.perturbations(), **rmsprop_settings(rmsprop))
+    perturbations = list(candidate.perturbations())
+    optimizer = torch.optim.RMSprop(perturbations, **rmsprop_settings(rmsprop))
     candidate.eval()
     losses = []
     for x, y in _batches(batches, max_batches, progress, "grow: perturb"):
@@ -187,6 +191,7 @@ def train_perturbations(
         loss = loss_fn(candidate(x), y) + candidate.penalty(SPLIT_PENALTY, NEW_FAN_IN_PENALTY)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(perturbations)
         optimizer.step()
         losses.append(loss.detach())
     if not losses:
@@ -206,6 +211,9 @@ def score_candidates(
     channels_last: bool = False,
 ) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
     """Scoring pass (book/notes/growth.md#notes-growth-scoring): s_c = mean over batches of dL/dt_c at t = 1, task loss only.
+
+    In a distributed run the sums and the batch count are all-reduced, so every rank selects from the
+    mean over all ranks' batches.
 
     Returns:
         unit name -> (split scores [c_l], new-neuron scores [K]), on the CPU; lower is better.
@@ -236,6 +244,12 @@ def score_candidates(
         outputs.clear()
     if n == 0:
         raise ValueError("growth needs at least one batch; the batch source was empty")
+    if distributed.active():  # pool every rank's batches: the same scores, so the same selection
+        names = list(sums)
+        count = torch.full((1,), float(n), device=sums[names[0]][0].device)
+        reduced = distributed.sum_over_ranks([t for k in names for t in sums[k]] + [count])
+        sums = {k: (reduced[2 * i], reduced[2 * i + 1]) for i, k in enumerate(names)}
+        n = float(reduced[-1])
     return {name: (split.cpu() / n, new.cpu() / n) for name, (split, new) in sums.items()}
 
 

@@ -133,6 +133,7 @@ def auto_meter(
     prefer: Optional[str] = None,
     strict: bool = False,
     backends: Optional[Sequence[Backend]] = None,
+    all_gpus: bool = False,
 ) -> EnergyMeter:
     """Pick the energy meter for this machine.
 
@@ -146,6 +147,8 @@ def auto_meter(
         prefer: a row name ('jtop', 'nvml', 'rapl') or 'none' (aliases 'null', 'auto', ...); None = detect.
         strict: with `prefer`, raise HardwareUnavailable instead of falling back to time only.
         backends: the table to choose from (default BACKENDS, read at call time).
+        all_gpus: on a CUDA device, meter the sum over every GPU of the node through NVML when it can be
+            read (a distributed run); otherwise choose as without it.
 
     Returns:
         An EnergyMeter; `meter.source`, `meter.reason` and `meter.describe()` say what was chosen and why.
@@ -154,6 +157,10 @@ def auto_meter(
     key = _preferred(prefer, table)
     if key == "none":
         return NullMeter(reason="time only requested (prefer='none')")
+    if all_gpus and _device_type(device) == "cuda" and key in (None, "nvml"):
+        node = NvmlMeter(interval=interval, all_devices=True)
+        if node.available:
+            return node
     if key is None:
         return _detect(device, interval, table)
     row = next(row for row in table if row.name == key)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from gearlib.measure.energy import EnergyMeter, HardwareUnavailable, Reading
 
@@ -81,9 +81,12 @@ class NvmlMeter(EnergyMeter):
         clock: Callable[[], float] = time.monotonic,
         threaded: bool = True,
         keep_samples: bool = False,
+        all_devices: bool = False,
     ) -> None:
         """Args:
         device: CUDA device to meter ('cuda:N', torch.device, int) or None for the first visible GPU.
+        all_devices: meter the sum over every GPU NVML sees on the node (a distributed run's ranks), and
+            say so in describe(); `device` is then ignored.
         interval: poll period in s (default 0.1).
         use_counter: prefer nvmlDeviceGetTotalEnergyConsumption (mJ) over power polling (mW).
         nvml: a pynvml-like module to use instead of importing pynvml (tests inject a fake).
@@ -95,8 +98,11 @@ class NvmlMeter(EnergyMeter):
         self._nvml_module = nvml
         self._nvml: Any = None
         self._handle: Any = None
+        self._all = all_devices
+        self._handles: List[Any] = []
         self._counter = use_counter
         self._last_mj: Optional[int] = None
+        self._last_mjs: List[int] = []
 
     @property
     def source(self) -> str:  # type: ignore[override]
@@ -119,6 +125,8 @@ class NvmlMeter(EnergyMeter):
             nvml.nvmlInit()
         except Exception as err:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
             raise HardwareUnavailable(f"no NVML device ({type(err).__name__}: {err})") from err
+        if self._all:
+            return self._open_all(nvml)
         try:
             handle, label = _nvml_handle(nvml, self._target)
             name = _text(nvml.nvmlDeviceGetName(handle))
@@ -141,7 +149,44 @@ class NvmlMeter(EnergyMeter):
             f"NVML on {self.device}: {'total-energy counter' if self._counter else 'power polling'}"
         )
 
+    def _open_all(self, nvml: Any) -> None:
+        """Handles of every GPU on the node; the counter only if every one has it."""
+        try:
+            count = int(nvml.nvmlDeviceGetCount())
+            handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+            if not handles:
+                raise RuntimeError("NVML sees no GPU")
+            names = sorted({_text(nvml.nvmlDeviceGetName(h)) for h in handles})
+            self._counter = False
+            if self._use_counter:
+                try:
+                    self._last_mjs = [int(nvml.nvmlDeviceGetTotalEnergyConsumption(h)) for h in handles]
+                    self._counter = True
+                except Exception:
+                    self._counter = False
+            if not self._counter:
+                for h in handles:
+                    nvml.nvmlDeviceGetPowerUsage(h)
+        except Exception as err:
+            with contextlib.suppress(Exception):
+                nvml.nvmlShutdown()
+            raise HardwareUnavailable(f"NVML cannot read GPU power ({type(err).__name__}: {err})") from err
+        self._nvml, self._handles = nvml, handles
+        self.device = f"all {count} GPUs of the node ({', '.join(names)})"
+        how = "total-energy counters" if self._counter else "power polling"
+        self._reason = f"NVML summed over {self.device}: {how}"
+
+    def _read_all(self) -> Reading:
+        if self._counter:
+            now = [int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(h)) for h in self._handles]
+            delta = sum(max(b - a, 0) for a, b in zip(self._last_mjs, now))
+            self._last_mjs = now
+            return Reading(energy_j=delta / 1000.0)
+        return Reading(power_w=sum(self._nvml.nvmlDeviceGetPowerUsage(h) for h in self._handles) / 1000.0)
+
     def _read(self, t: float) -> Reading:
+        if self._all:
+            return self._read_all()
         if self._counter:
             mj = int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle))
             delta_mj = mj - self._last_mj if self._last_mj is not None else 0
@@ -154,4 +199,4 @@ class NvmlMeter(EnergyMeter):
             try:
                 self._nvml.nvmlShutdown()
             finally:
-                self._nvml, self._handle = None, None
+                self._nvml, self._handle, self._handles = None, None, []

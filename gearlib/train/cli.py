@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, Dict
+import os
+import subprocess
+import sys
+from typing import Any, Dict, List
+
+# How often torchrun checks its workers (s): a killed rank fails the launch within about this time.
+MONITOR_INTERVAL_S = 1
 
 
 def add_parser(sub: Any) -> None:
@@ -26,6 +32,10 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--force", action="store_true", help="retrain even if the run is stored")
     run.add_argument("--json", action="store_true", help="print metrics.json")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--nproc", type=int, default=1, metavar="N",
+        help="train with N processes (DDP through torchrun: gloo on the CPU, NCCL on GPUs; GEARnn methods)",
+    )  # fmt: skip
     run.set_defaults(func=run_command)
     runs = sub.add_parser("runs", help="list stored runs as a table")
     runs.add_argument("--runs-dir", default=None)
@@ -34,13 +44,58 @@ def add_parser(sub: Any) -> None:
     methods.set_defaults(func=methods_command)
 
 
+def run_argv(args: argparse.Namespace) -> List[str]:
+    """The `run` arguments of `args` without --nproc (what each torchrun worker is started with)."""
+    argv = ["run", args.method, "--profile", args.profile, "--dataset", args.dataset]
+    argv += ["--arch", args.arch] if args.arch else []
+    argv += [a for kv in args.set for a in ("--set", kv)]
+    argv += ["--data-dir", args.data_dir] if args.data_dir else []
+    argv += ["--runs-dir", args.runs_dir] if args.runs_dir else []
+    flags = (("--force", args.force), ("--json", args.json), ("--no-progress", args.no_progress))
+    return argv + [flag for flag, on in flags if on]
+
+
+def launch(args: argparse.Namespace) -> int:
+    """Re-run this command in `args.nproc` processes under torchrun (one node); its exit status."""
+    from gearlib.train.runner import make_config
+
+    make_config(args.method, args.profile, args.arch, args.dataset, overrides=args.set, world_size=args.nproc)
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
+        f"--monitor_interval={MONITOR_INTERVAL_S}", "-m", "gearlib.cli", *run_argv(args),
+    ]  # fmt: skip
+    done = subprocess.run(command)
+    if done.returncode != 0:
+        print(
+            f"gearlib run: the {args.nproc}-process launch failed (exit status {done.returncode}); run the "
+            "same command again to resume from the last checkpoint",
+            file=sys.stderr,
+        )
+    return done.returncode
+
+
 def run_command(args: argparse.Namespace) -> int:
+    from gearlib import distributed
     from gearlib.train.runner import make_config, run_experiment
 
-    config = make_config(args.method, args.profile, args.arch, args.dataset, overrides=args.set)
-    result = run_experiment(
-        config, args.runs_dir, args.data_dir, progress=not args.no_progress, force=args.force
+    if args.nproc < 1:
+        raise ValueError(f"--nproc must be >= 1, got {args.nproc}")
+    if args.nproc > 1 and not distributed.launched():
+        return launch(args)
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # > 1 under torchrun
+    config = make_config(
+        args.method, args.profile, args.arch, args.dataset, overrides=args.set, world_size=world
     )
+    distributed.init(config.device)
+    main = distributed.is_main()  # only rank 0 prints
+    try:
+        result = run_experiment(
+            config, args.runs_dir, args.data_dir, progress=not args.no_progress, force=args.force
+        )
+    finally:
+        distributed.teardown()
+    if not main:
+        return 0
     if args.json:
         print(json.dumps(result.metrics, indent=2, sort_keys=True, default=str))
         return 0

@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
-from gearlib import seed_everything
+from gearlib import distributed, seed_everything
 from gearlib.augment import make_augment
 from gearlib.data import ImageDataset, TensorBatches, dataset_info
 from gearlib.data.per_sample import PerSampleBatches
@@ -79,7 +79,8 @@ class PlanRun:
         widths = [] if self.layer else [profile.backbone_width] * len(full_widths(arch))
         self.state = RunState(widths=widths)
         self.model: torch.nn.Module = torch.nn.Identity()  # built by _resume, seeded or from the checkpoint
-        self.meter = auto_meter(device=device)
+        # Several ranks on one node: rank 0 meters every GPU of the node (the others' meters are not read).
+        self.meter = auto_meter(device=device, all_gpus=distributed.world_size() > 1)
 
     # -- execution --------------------------------------------------------------------------------
     def execute(self, label: str) -> Any:
@@ -138,6 +139,9 @@ class PlanRun:
         self.state.log.append(entry)
 
     def _save_checkpoint(self, position: Dict[str, Any]) -> None:
+        if not distributed.is_main():  # the ranks hold the same state; rank 0 writes it
+            self.meter.lap("_checkpoint")
+            return
         state = dataclasses.asdict(self.state)
         state.update(position)
         state["model"] = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
@@ -160,30 +164,32 @@ class PlanRun:
         p = self.profile
         config = StageConfig(
             lr=p.lr, momentum=p.momentum, nesterov=p.nesterov and step.schedule == "step",
-            weight_decay=p.weight_decay, schedule=step.schedule,
+            weight_decay=p.weight_decay, schedule=step.schedule, scale_lr_with_batch=p.lr_scaling == "linear",
             lr_gamma=p.lr_gamma, amp=p.amp and self.device.type == "cuda", channels_last=p.channels_last,
             progress=self.progress,
         )  # fmt: skip
         batches = self._batches(step, p.batch_size, seed_offset=index)
-        if resume.get("batches"):
-            batches.load_state_dict(resume["batches"])
+        if resume.get("batches"):  # a distributed run stores one state per rank
+            batches.load_state_dict(distributed.own(resume["batches"]))
 
         def on_epoch_end(
             epoch: int, model: Any, optimizer: Any, scheduler: Any, metrics: Dict[str, Any]
         ) -> None:
+            distributed.broadcast_state(self.model)  # BatchNorm statistics: every rank keeps rank 0's
             entry = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
             entry.update({"step": index, "stage": step.stage, "augment": step.augment, "epoch": epoch + 1})
             entry["total_epoch"] = sum(1 for e in self.state.log if not e.get("growth")) + 1
             entry["widths_sum"] = sum(self.state.widths)
             self._record(entry)
             done = epoch + 1 >= step.epochs
+            streams = distributed.per_rank(batches.state_dict())  # each rank's augmentation stream
             self._save_checkpoint(
                 {
                     "step": index + 1 if done else index,
                     "epoch": 0 if done else epoch + 1,
                     "optimizer": None if done else optimizer.state_dict(),
                     "scheduler": None if done else _plain_scheduler_state(scheduler.state_dict()),
-                    "batches": None if done else batches.state_dict(),
+                    "batches": None if done else streams,
                 }
             )
 
@@ -191,7 +197,8 @@ class PlanRun:
             self.model, batches, step.epochs, config, loss_fn=self.loss_fn, device=self.device,
             start_epoch=int(resume.get("epoch", 0)), optimizer_state=resume.get("optimizer"),
             scheduler_state=_scheduler_state(resume.get("scheduler")), on_epoch_end=on_epoch_end,
-            desc=f"{self.label} {step.stage} ({step.augment})",
+            desc=f"{self.label} {step.stage} ({step.augment})", wrap=distributed.wrap,
+            batch_size=batches.batch_size * distributed.world_size(),  # the global batch sets the lr
         )  # fmt: skip
 
     def _grow(self, index: int, step: Step) -> None:
@@ -205,6 +212,7 @@ class PlanRun:
         )  # fmt: skip
         self.model.to(self.device)
         self.state.widths = list(widths_of(self.model))
+        distributed.rank_states(self.model, self.state.widths)  # every rank grew the same network
         self.state.width_history.append(list(self.state.widths))
         self.state.growth.append(record.to_dict())
         entry = {"step": index, "stage": step.stage, "augment": step.augment, "epoch": 0, "growth": 1}
@@ -229,8 +237,16 @@ class PlanRun:
             )  # fmt: skip
         knobs = era if step.augment in ("era", "era_prime") else {}  # ERA's (w, d, J) come from the profile
         augment = None if step.augment == "clean" else make_augment(step.augment, **knobs)
-        generator = torch.Generator().manual_seed(seed)
-        return TensorBatches(self.train_x, self.train_y, batch_size, augment=augment, generator=generator)
+        if distributed.world_size() == 1:
+            generator = torch.Generator().manual_seed(seed)
+            return TensorBatches(self.train_x, self.train_y, batch_size, augment=augment, generator=generator)
+        # One shuffle stream shared by the ranks, one augmentation stream per rank (seeded by seed and rank).
+        return TensorBatches(
+            self.train_x, self.train_y, batch_size, augment=augment,
+            generator=torch.Generator().manual_seed(distributed.shard_seed(seed)),
+            shard=(distributed.rank(), distributed.world_size()),
+            order_generator=torch.Generator().manual_seed(seed),
+        )  # fmt: skip
 
     def write_log(self) -> None:
         """The epoch log as epochs.csv (one row per epoch or growth step)."""

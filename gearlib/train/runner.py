@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import torch
 
-from gearlib import __version__
+from gearlib import __version__, distributed
 from gearlib.adversarial.evaluate import evaluate_adversarial
 from gearlib.adversarial.layers import noise_scales
 from gearlib.adversarial.masks import mask_counts
@@ -51,10 +51,13 @@ class RunConfig:
     profile: Profile
     seed: int = 0
     loader: str = "batched"
+    world_size: int = 1  # processes training together (gearlib.distributed)
 
     def to_dict(self) -> Dict[str, Any]:
         out = dataclasses.asdict(self)
         out["profile"] = self.profile.to_dict()
+        if self.world_size == 1:  # single-process runs keep the identity they had before DDP
+            out.pop("world_size")
         return out
 
     @property
@@ -82,12 +85,13 @@ def make_config(
     dataset: str = "synthetic",
     seed: int = 0,
     overrides: Union[Mapping[str, Any], Iterable[str], None] = None,
+    world_size: Optional[int] = None,
 ) -> RunConfig:
     """Validate everything before anything runs: method, arch, dataset, profile and `key=value` overrides.
 
     `arch` defaults to vgg19 for the GEARnn methods, to the profile's `adv_arch` for the adversarial ones and
     to its `layers_arch` for the layer comparison (an explicit arch of those becomes the profile's field: one
-    value, one place).
+    value, one place). `world_size` (default: the process group's) is part of the run's identity when > 1.
     """
     family = get_method(method).family
     dataset_info(dataset)
@@ -117,7 +121,14 @@ def make_config(
         seed = int(run_level.get("seed", seed))
     except ValueError:
         raise ValueError(f"seed must be an integer, got {run_level['seed']!r}") from None
-    config = RunConfig(method, arch, dataset, prof, seed, loader)
+    world = distributed.world_size() if world_size is None else int(world_size)
+    if world > 1 and (family != "gearnn" or loader != "batched"):
+        what = f"the {family} family" if family != "gearnn" else f"loader={loader}"
+        raise ValueError(
+            f"{method}: {what} trains in one process; distributed training (--nproc {world}) covers the "
+            f"GEARnn methods with the batched loader"
+        )
+    config = RunConfig(method, arch, dataset, prof, seed, loader, max(1, world))
     _, plan = plan_for(method, prof, dataset, arch)  # unknown methods, bad epochs and ratios fail here
     if loader == "per-sample" and family == "adversarial":
         raise ValueError(f"loader=per-sample is the GEARnn reference loader; {method} uses the batched one")
@@ -176,6 +187,8 @@ def run_experiment(
         force: retrain (and re-evaluate) even if a finished run exists.
     """
     run_dir, trained, was_stored = train_run(config, runs_dir, data_dir, progress, force)
+    if not distributed.is_main():  # rank 0 evaluates and writes the evaluation
+        return RunResult(run_dir, trained, cached=was_stored)
     eval_path = run_dir / store.evaluation_name(config.evaluation_dict())
     cached = was_stored and eval_path.is_file() and not force
     evaluate = evaluate_adversarial_run if config.family == "adversarial" else evaluate_run
@@ -202,8 +215,15 @@ def train_run(
     metrics = store.finished_metrics(run_dir)
     if metrics is not None and not force:
         return run_dir, metrics, True
-    run_dir.mkdir(parents=True, exist_ok=True)
-    store.write_json_atomic(run_dir / store.CONFIG, config.training_dict())
+    if config.world_size != distributed.world_size():
+        raise ValueError(
+            f"the run is configured for {config.world_size} processes but {distributed.world_size()} train it; "
+            f"launch it with `gearlib run ... --nproc {config.world_size}` (or torchrun)"
+        )
+    main = distributed.is_main()  # rank 0 writes the run store; every rank trains
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        store.write_json_atomic(run_dir / store.CONFIG, config.training_dict())
     if config.family == "adversarial":
         return run_dir, train_adversarial(config, run_dir, data_dir, progress), False
     method, plan = plan_for(config.method, config.profile, config.dataset, config.arch)
@@ -217,16 +237,22 @@ def train_run(
 
     execution = PlanRun(
         config.profile, config.arch, config.dataset, config.seed, config.loader, plan, run_dir, train_set,
-        config.device, topology, progress,
+        distributed.local_device(config.device), topology, progress and main,
     )  # fmt: skip
     report = execution.execute(config.method)
     metrics = _training_metrics(config, execution, report, plan, train_set)
+    if config.world_size > 1:  # widths and weight checksums of every rank (they must agree)
+        metrics["distributed"] = distributed.rank_states(execution.model, execution.state.widths)
+    if not main:
+        distributed.barrier()  # until rank 0 has stored the run
+        return run_dir, metrics, False
     execution.write_log()
     store.write_json_atomic(run_dir / store.WIDTHS, {"final": execution.state.widths})
     final = {k: v.cpu() for k, v in execution.model.state_dict().items()}
     store.save_torch_atomic(run_dir / store.FINAL, {"model": final, "widths": execution.state.widths})
     store.write_json_atomic(run_dir / store.METRICS, metrics)
     store.unlink(run_dir / store.CHECKPOINT)
+    distributed.barrier()
     return run_dir, metrics, False
 
 

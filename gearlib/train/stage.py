@@ -236,6 +236,7 @@ def train_stage(
     on_epoch_end: Optional[EpochHook] = None,
     progress: Optional[bool] = None,
     desc: str = "train",
+    wrap: Optional[Callable[[nn.Module], nn.Module]] = None,
 ) -> StageResult:
     """T(f, data, E): train `model` in place for `epochs` epochs with a fresh optimizer and lr schedule.
 
@@ -253,6 +254,9 @@ def train_stage(
             e.g. to save a checkpoint; metrics = {"epoch", "loss", "acc", "seconds", "lr"}.
         progress: overrides config.progress (tqdm bar per epoch) when given.
         desc: label of the progress bar.
+        wrap: applied to the placed model before the optimizer is made; the steps run through what it
+            returns (gearlib.distributed.wrap: DistributedDataParallel). Pass `batch_size` as the
+            global batch then, so the lr scales with it.
 
     Returns:
         StageResult with the per-epoch metrics of the epochs run here and their total wall time (seconds).
@@ -271,6 +275,7 @@ def train_stage(
         model.to(memory_format=torch.channels_last)
     loss_fn = loss_fn if loss_fn is not None else default_loss_fn()
     batch_size = batch_size if batch_size is not None else infer_batch_size(batches)
+    stepped = wrap(model) if wrap is not None else model
     optimizer = make_optimizer(model, config, batch_size)
     scheduler = make_scheduler(optimizer, epochs, config)
     if optimizer_state is not None:
@@ -290,7 +295,7 @@ def train_stage(
         start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         metrics = train_epoch(
-            model,
+            stepped,
             batches,
             optimizer,
             loss_fn,
