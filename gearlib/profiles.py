@@ -16,6 +16,7 @@ import torch
 
 from gearlib.augment.defaults import ERA_DEFAULTS, JSD_LAMBDA
 from gearlib.grow.firefly import RMSPROP_PRESETS
+from gearlib.grow.memory import parse_bytes
 
 # Table 1 of GEARnn: growth ratio gamma per dataset and architecture (Tiny ImageNet uses CIFAR-100's).
 GROWTH_RATIO: Dict[str, Dict[str, float]] = {
@@ -59,8 +60,13 @@ LAYERS_SHARED_FIELDS = (
 BOOK_FIELDS = ("trend_subset",)
 # Training fields added after runs were stored, with the value that reproduces the older behaviour: a field
 # at that value is left out of a run's identity, so adding a setting does not orphan every stored run.
-NEUTRAL_WHEN_ADDED: Dict[str, Any] = {"lr_scaling": "linear"}
+NEUTRAL_WHEN_ADDED: Dict[str, Any] = {"lr_scaling": "linear", "growth_ratio_mode": "table1"}
 LR_SCALINGS = ("linear", "none")
+# table1: gamma of Table 1 (capped, methods.feasible_ratio); fit: the largest gamma up to that whose One-Shot
+# Growth fits memory_budget less memory_margin (gearlib.grow.memory, book/notes/growth.md#notes-growth-memory).
+GROWTH_RATIO_MODES = ("table1", "fit")
+# Read by training only when growth_ratio_mode is "fit", so they are part of a run's identity only then.
+MEMORY_FIT_FIELDS = ("memory_budget", "memory_margin")
 
 
 def _paper_key(dataset: str) -> str:
@@ -97,6 +103,11 @@ class Profile:
     # official: alpha 0.9, momentum 0.1 (Firefly's public code) | text: alpha 0.1, momentum 0.9 (Appendix A)
     rmsprop_variant: str = "official"
     growth_ratio_scale: float = 1.0
+    growth_ratio_mode: str = "table1"  # table1 | fit (memory-aware: the largest gamma that fits the budget)
+    # Device memory for growth_ratio_mode=fit ("8GB", "512MB", "1.5GiB"; "" = none) and the share of it
+    # kept free for what the footprint does not count (CUDA context, the OS, data, allocator slack).
+    memory_budget: str = ""
+    memory_margin: float = 0.0
     # Augmentation: lambda of L_aug = CE(clean) + lambda * JSD, for every augmented phase.
     jsd_lambda: float = JSD_LAMBDA
     # ERA's chain width w, depth d (-1 = random 1..3) and JSD views J (0 = one augmented view, plain CE);
@@ -183,6 +194,8 @@ class Profile:
             return {k: getattr(self, k) for k in fields if not _neutral(k, getattr(self, k))}
         skip = EVALUATION_FIELDS + BOOK_FIELDS + ADVERSARIAL_TRAINING_FIELDS + ADVERSARIAL_EVALUATION_FIELDS
         skip += LAYERS_TRAINING_FIELDS
+        if self.growth_ratio_mode != "fit":
+            skip += MEMORY_FIT_FIELDS
         return {k: v for k, v in self.to_dict().items() if k not in skip and not _neutral(k, v)}
 
     def evaluation_dict(self, family: str = "gearnn") -> Dict[str, Any]:
@@ -213,6 +226,7 @@ _RANGES: Dict[str, Tuple[float, float]] = {
     "growth_batch_size": (1, 65536),
     "rmsprop_lr": (0.0, 1.0),
     "growth_ratio_scale": (0.0, 100.0),
+    "memory_margin": (0.0, 0.9),
     "jsd_lambda": (0.0, 1000.0),
     "epoch_scale": (0.0, 100.0),
     "epochs_e1": (0, 100000),
@@ -247,6 +261,7 @@ _CHOICES: Dict[str, Tuple[str, ...]] = {
     "name": PROFILE_NAMES,
     "rmsprop_variant": tuple(RMSPROP_PRESETS),
     "lr_scaling": LR_SCALINGS,
+    "growth_ratio_mode": GROWTH_RATIO_MODES,
     "adv_arch": ("resnet10", "resnet18", "resnet34"),
     "layers_arch": ("resnet10", "resnet18", "resnet34", "vgg11"),
 }
@@ -271,6 +286,10 @@ def validate(profile: Profile) -> None:
             raise ValueError(f"profile field {f.name!r} must be one of {_CHOICES[f.name]}, got {value!r}")
     if profile.device != "auto" and not (profile.device == "cpu" or profile.device.startswith("cuda")):
         raise ValueError(f"profile field 'device' must be auto, cpu, cuda or cuda:N, got {profile.device!r}")
+    if profile.memory_budget:
+        parse_bytes(profile.memory_budget)  # a clear error for a size it cannot read
+    if profile.growth_ratio_mode == "fit" and not profile.memory_budget:
+        raise ValueError("growth_ratio_mode=fit needs a memory_budget, e.g. memory_budget=8GB")
     if profile.epoch_scale <= 0:
         raise ValueError(
             f"epoch_scale must be positive (epochs cannot be negative), got {profile.epoch_scale}"
@@ -381,8 +400,11 @@ _PROFILES: Dict[str, Dict[str, Any]] = {
     ),  # fmt: skip
     # The paper's server GPU (Quadro RTX 6000): the paper's settings.
     "quadro": dict(),
-    # Jetson Xavier NX: K = 40 new neurons instead of 70 (Appendix A), no channels-last.
-    "jetson": dict(new_neurons=40, channels_last=False, num_workers=4),
+    # Jetson Xavier NX: K = 40 new neurons instead of 70 (Appendix A), no channels-last. Its 8 GB are shared
+    # by CPU and GPU: growth_ratio_mode=fit keeps a quarter free for the OS, the CUDA context and the data.
+    "jetson": dict(
+        new_neurons=40, channels_last=False, num_workers=4, memory_budget="8GB", memory_margin=0.25
+    ),
 }
 
 

@@ -122,16 +122,28 @@ def per_step_ratio(growth_ratio: float, steps: int) -> float:
     return float(growth_ratio) if steps == 1 else (1.0 + growth_ratio) ** (1.0 / steps) - 1.0
 
 
-def feasible_ratio(profile: Profile, dataset: str, arch: str) -> float:
-    """Table 1's gamma, capped where K new neurons per layer cannot supply the budget.
+def feasible_ratio(profile: Profile, dataset: str, arch: str, augment: str = "clean") -> float:
+    """Table 1's gamma, capped where K new neurons per layer cannot supply the budget; under
+    growth_ratio_mode=fit, the largest gamma up to that whose growth (on `augment` batches) and grown network
+    fit the profile's memory budget (gearlib.grow.memory.fit_growth_ratio; growth_fit gives its report).
 
     A uniform backbone can grow by at most c_0 + K per layer, so gamma must stay below 1 + K / c_0. With
     the Jetson's K = 40 and c_0 = 45 this binds for MobileNet on CIFAR-100 (gamma 2.0): we then keep one
     neuron per layer of margin, gamma = 1 + (K - 1) / c_0, and the plan records the gamma used.
     """
+    if profile.growth_ratio_mode == "fit":
+        return growth_fit(profile, dataset, arch, augment)[0]
     gamma = profile.growth_ratio(dataset, arch)
     cap = 1.0 + (profile.new_neurons - 1) / profile.backbone_width
     return min(gamma, cap)
+
+
+def growth_fit(profile: Profile, dataset: str, arch: str, augment: str = "clean") -> Tuple[float, Dict]:
+    """(gamma, report) of memory-aware One-Shot Growth (cached: each profile, dataset and arch is measured
+    once per process)."""
+    from gearlib.grow.memory import fit_growth_ratio
+
+    return fit_growth_ratio(profile, dataset, arch, augment)
 
 
 def growth_phase(
@@ -139,7 +151,11 @@ def growth_phase(
 ) -> List[Step]:
     """N growth steps between N+1 train stages over E_1 + E_2 epochs (N = 1 is One-Shot Growth)."""
     epochs = profile.epochs(schedule, dataset)
-    gamma = feasible_ratio(profile, dataset, arch)
+    if steps > 1 and profile.growth_ratio_mode == "fit":
+        raise ValueError(
+            f"growth_ratio_mode=fit bounds One-Shot Growth only; {steps}-shot growth needs growth_ratio_mode=table1"
+        )
+    gamma = feasible_ratio(profile, dataset, arch, augment)
     if steps == 1:
         return [
             Step("train", "osg1", augment, epochs["E1"]),

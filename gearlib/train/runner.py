@@ -32,7 +32,7 @@ from gearlib.measure import hardware_info, inference_latency
 from gearlib.models import ARCHS, build, count_params, size_fraction
 from gearlib.profiles import Profile, get_profile, parse_overrides, split_pairs
 from gearlib.train import store
-from gearlib.train.methods import Step, get_method, plan_for
+from gearlib.train.methods import Step, get_method, growth_fit, plan_for
 from gearlib.train.plan_run import PER_SAMPLE_VIEWS, PlanRun
 
 LOADERS = ("batched", "per-sample")
@@ -352,6 +352,9 @@ def _training_metrics(
         "plan": [dataclasses.asdict(s) for s in plan],
         "gearlib_version": __version__, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }  # fmt: skip
+    grows = [s for s in plan if s.kind == "grow"]
+    if config.family == "gearnn" and config.profile.growth_ratio_mode == "fit" and grows:
+        out["growth_ratio_fit"] = growth_fit(config.profile, config.dataset, config.arch, grows[0].augment)[1]
     if config.family == "layers":  # a fixed network: its layer and conversion instead of a width history
         conversion = execution.conversion
         for key in ("widths", "width_history", "growth", "topology_from"):
