@@ -17,8 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gearlib.augment.defaults import AUGMIX_DEFAULTS, ERA_J3
+from gearlib.data.info import dataset_info
 from gearlib.grow.candidate import Candidate
-from gearlib.models import build, unit_names
+from gearlib.grow.firefly import group_budget
+from gearlib.models import build, build_meta, unit_names
 
 _UNITS = {
     "": 1, "B": 1,
@@ -180,13 +183,10 @@ def worst_case_widths(
     Per budget group the step keeps M + 1 = floor(gamma * sum c_l) + 1 neurons (split or new; ties aside),
     at most c_l + K in unit l; they are placed in the units with the highest per-channel cost first.
     """
-    from gearlib.grow.firefly import _groups, group_budget
-    from gearlib.models import build_meta
-
     names = unit_names(arch)
     graph = build_meta(arch, list(widths), 10).growth_graph()
     out = list(widths)
-    for group in _groups(graph, True):
+    for group in [g for g in graph.groups if g]:  # every unit grows (grow_stream=True)
         idx = [names.index(n) for n in group]
         left = group_budget([widths[i] for i in idx], growth_ratio) + 1
         for i in sorted(idx, key=lambda i: -costs[i]):
@@ -198,8 +198,6 @@ def worst_case_widths(
 
 def views_of(augment: str, era_views: int) -> int:
     """Images per sample of a phase's batch: clean 1, ERA J (profile), AugMix and PRIME 3, era_j3 3."""
-    from gearlib.augment.defaults import AUGMIX_DEFAULTS, ERA_J3
-
     if augment == "clean":
         return 1
     if augment in ("era", "era_prime"):
@@ -225,8 +223,6 @@ def fit_growth_ratio(
     Needed(gamma) = max(backbone training step, growth step, training step of the worst-case grown
     network), each a Footprint measured on the CPU in float32 (book/notes/growth.md#notes-growth-memory).
     """
-    from gearlib.data import dataset_info
-
     info = dataset_info(dataset)
     nc, size = info.num_classes, info.image_size
     budget = budget_bytes(profile)
@@ -343,6 +339,47 @@ def measured_step_peak(
         [sys.executable, "-c", _PEAK_SCRIPT, args], env=env, capture_output=True, text=True, check=True
     )
     return int(json.loads(out.stdout.strip().splitlines()[-1])["step_peak"])
+
+
+def cuda_step_peak(
+    arch: str,
+    widths: Sequence[int],
+    images: int,
+    num_classes: int = 10,
+    input_size: int = 32,
+    what: str = "train",
+    new_neurons: int = 20,
+    device: str = "cuda",
+) -> int:
+    """MEASURED on a GPU (not run in gearlib's CPU tests): torch.cuda.max_memory_allocated over one step
+    above what was allocated before it, after a warm-up step; the same quantity as `measured_step_peak`."""
+    torch.manual_seed(0)
+    model = build(arch, list(widths), num_classes, input_size)
+    if what == "growth":
+        model = Candidate(model.eval(), new_neurons, generator=torch.Generator().manual_seed(0))
+        model.to(device)
+        params = model.perturbations()
+        opt: torch.optim.Optimizer = torch.optim.RMSprop(params, lr=1e-3, alpha=0.9, momentum=0.1)
+    else:
+        model.to(device)
+        params = list(model.parameters())
+        opt = torch.optim.SGD(params, lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    x = torch.rand(images, 3, input_size, input_size, device=device)
+    y = torch.randint(num_classes, (images,), device=device)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    step()
+    opt.zero_grad(set_to_none=True)
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    step()
+    torch.cuda.synchronize(device)
+    return int(torch.cuda.max_memory_allocated(device) - before)
 
 
 def memory_fit_figure(report: Dict[str, Any], ax: Any = None) -> Any:

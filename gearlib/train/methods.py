@@ -14,6 +14,7 @@ import functools
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
+from gearlib.grow.memory import fit_growth_ratio
 from gearlib.profiles import Profile
 
 PlanFn = Callable[[Profile, str, str], List["Step"]]
@@ -141,8 +142,6 @@ def feasible_ratio(profile: Profile, dataset: str, arch: str, augment: str = "cl
 def growth_fit(profile: Profile, dataset: str, arch: str, augment: str = "clean") -> Tuple[float, Dict]:
     """(gamma, report) of memory-aware One-Shot Growth (cached: each profile, dataset and arch is measured
     once per process)."""
-    from gearlib.grow.memory import fit_growth_ratio
-
     return fit_growth_ratio(profile, dataset, arch, augment)
 
 
