@@ -108,3 +108,24 @@ def test_memory_fit_figure_draws_the_budget_line():
     fig = memory.memory_fit_figure(report)
     ax = fig.axes[0]
     assert len(ax.lines) == 3 and ax.get_xlabel() == "growth ratio gamma"
+
+
+def test_a_fit_run_grows_by_the_fitted_ratio_and_records_why(tmp_path):
+    from gearlib.train.runner import run_experiment
+
+    tiny = [
+        "train_subset=96", "test_subset=40", "robust_per_block=4", "backbone_width=6", "new_neurons=3",
+        "batch_size=32", "growth_batch_size=32", "latency_iters=2", "growth_ratio_mode=fit",
+        "memory_budget=40MB",
+    ]  # fmt: skip
+    config = make_config("osg-clean", "smoke", "vgg19", "synthetic", overrides=tiny)
+    gamma, _ = memory.fit_growth_ratio(config.profile, "synthetic", "vgg19")
+    assert 0 < gamma < 0.9
+    metrics = run_experiment(config, tmp_path, progress=False).metrics
+    assert metrics["growth"][0]["growth_ratio"] == gamma
+    fit = metrics["growth_ratio_fit"]
+    assert fit["growth_ratio"] == gamma and fit["why"].startswith("largest gamma")
+    assert fit["needed_bytes"] <= fit["budget_bytes"] == 40 * 10**6
+    # the widths Firefly chose cost no more than the worst case the fit assumed
+    actual = memory.training_footprint(build("vgg19", metrics["widths"], 10, 32), fit["train_images"])
+    assert actual.total <= fit["grown_step"]["total"]
