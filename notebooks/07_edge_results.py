@@ -38,10 +38,12 @@ archs: list = ["vgg19", "mobilenet_v1"]  # architectures of Table 3 (vgg19, mobi
 
 # %% tags=["remove-cell"]
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 
 from gearlib import paper, plots
-from gearlib.experiments import gains, metrics_table, open_chapter, paper_dataset, provenance
+from gearlib.experiments import gains, metrics_table, open_chapter, paper_dataset, provenance, readable_html
+from gearlib.grow import memory
+from gearlib.profiles import get_profile
 
 chapter = open_chapter(globals(), extra=["archs"])
 display(Markdown(chapter.banner()))
@@ -119,3 +121,20 @@ for a in archs:
 
 # %%
 display(Markdown(provenance(first)))
+
+# %% [markdown]
+# ## Will the growth fit the Jetson's memory?
+#
+# The growth step's candidate network is the largest thing One-Shot Growth builds. gearlib can pick the
+# growth ratio from the memory a device has (`growth_ratio_mode=fit`, {ref}`notes-growth-memory`). It
+# measures the footprint of the backbone's training step, of the growth step and of the grown network's
+# training step, with the grown widths bounded by their worst case. Here that is done for the Jetson
+# profile's settings (c_0 = 45, K = 40, batch 128 with ERA's four views) against its 8 GB less a quarter
+# kept free. The footprints are measured on this machine's CPU in float32, which overstates what a GPU
+# needs under mixed precision. Where Table 1's ratio fits, only the two ends of each line are measured.
+
+# %%
+jetson = get_profile("jetson")
+reports = chapter.cached("memory-fit-jetson", lambda: memory.fit_reports(jetson, ref, archs), arch="all")
+display(HTML(readable_html(memory.fit_table(reports))))
+fig = memory.memory_fit_figures(reports)

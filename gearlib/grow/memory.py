@@ -23,6 +23,9 @@ from gearlib.grow.candidate import Candidate
 from gearlib.grow.firefly import group_budget
 from gearlib.models import build, build_meta, unit_names
 
+# matplotlib and pandas are imported inside the picture and table functions: gearlib.profiles imports this
+# module, and reading a profile must not load them.
+
 _UNITS = {
     "": 1, "B": 1,
     "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
@@ -398,3 +401,40 @@ def memory_fit_figure(report: Dict[str, Any], ax: Any = None) -> Any:
     ax.set_ylabel("GiB")
     ax.legend(fontsize=8)
     return ax.figure
+
+
+def fit_reports(profile: Any, dataset: str, archs: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+    """arch -> `fit_growth_ratio`'s report (JSON-ready) under `profile` switched to growth_ratio_mode=fit;
+    the profile must carry a memory_budget (the jetson profile's is 8GB with a 25% margin)."""
+    fit = profile.override({"growth_ratio_mode": "fit"})
+    return {arch: fit_growth_ratio(fit, dataset, arch)[1] for arch in archs}
+
+
+def fit_table(reports: Dict[str, Dict[str, Any]]) -> Any:
+    """One row per architecture: Table 1's gamma, the gamma that fits, the memory it needs, the budget, why."""
+    import pandas as pd
+
+    rows = [
+        {
+            "arch": arch,
+            "Table 1 gamma": r["table1_ratio"],
+            "fitted gamma": round(r["growth_ratio"], 3),
+            "needed (GiB)": round(r["needed_bytes"] / 2**30, 2),
+            "budget less margin (GiB)": round(r["budget_bytes"] / 2**30, 2),
+            "why": r["why"],
+        }
+        for arch, r in reports.items()
+    ]
+    return pd.DataFrame(rows).set_index("arch")
+
+
+def memory_fit_figures(reports: Dict[str, Dict[str, Any]]) -> Any:
+    """`memory_fit_figure` for several architectures side by side (one panel each)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(reports), figsize=(4.4 * len(reports), 3.3), squeeze=False)
+    for ax, (arch, report) in zip(axes[0], reports.items()):
+        memory_fit_figure(report, ax)
+        ax.set_title(arch, fontsize=10)
+    fig.tight_layout()
+    return fig
