@@ -34,6 +34,7 @@ from gearlib.evaluate import chance_ceiling
 from gearlib.profiles import get_profile
 from gearlib.train.methods import get_method
 from gearlib.train.runner import make_config, run_experiment
+from gearlib.train.stage import TrainingDiverged
 from gearlib.train.store import config_hash
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -157,8 +158,13 @@ class Chapter:
         overrides: Iterable[str] = (),
         tag: str = "",
         seed: Optional[int] = None,
+        record_divergence: bool = False,
     ) -> Dict[str, Any]:
-        """Metrics (plus per-epoch log under 'epochs') of one run: trained (and saved) or replayed."""
+        """Metrics (plus per-epoch log under 'epochs') of one run: trained (and saved) or replayed.
+
+        With `record_divergence`, a run whose training loss became non-finite is not an error: its record
+        is {"method", "seed", "diverged": the trainer's message, "run_hash"}, saved and replayed like a
+        result, so that a page can show the failure (`diverged_note`) instead of stopping."""
         seed = self.seed if seed is None else seed
         config = make_config(
             method,
@@ -174,10 +180,17 @@ class Chapter:
         wanted = config_hash(config.training_dict())
         if self.replay:
             return _replayed(path, wanted, self.profile)
-        result = run_experiment(config, data_dir=self.data_dir, progress=self.progress)
-        record = dict(result.metrics)
-        record["epochs"] = result.epochs
-        record["run_hash"] = wanted
+        try:
+            result = run_experiment(config, data_dir=self.data_dir, progress=self.progress)
+        except TrainingDiverged as err:
+            if not record_divergence:
+                raise
+            record = {"method": method, "arch": config.arch, "dataset": config.dataset, "seed": seed}
+            record.update({"profile": self.profile, "diverged": str(err), "run_hash": wanted})
+        else:
+            record = dict(result.metrics)
+            record["epochs"] = result.epochs
+            record["run_hash"] = wanted
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w") as handle:
             json.dump(record, handle, indent=1, sort_keys=True, default=_json_default)
@@ -435,6 +448,38 @@ def seeded_runs(
     return {m: [chapter.run(m, seed=s, **kwargs) for s in seeds] for m in methods}
 
 
+def runs_with_retry(
+    chapter: Chapter,
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    retry_seeds: Sequence[int],
+    lr_factor: float = 0.5,
+) -> Tuple[Dict[str, List[Dict[str, Any]]], List[Dict[str, Any]]]:
+    """(finished runs, divergence records): every method over `seeds` at the profile's recipe; a method whose
+    training diverged in any seed is trained again at lr x `lr_factor` on `retry_seeds` and reported under
+    "METHOD (lr X)" (if that diverges too, it is only in the records). Each run is stored and replayed."""
+    lr = chapter.profile_config.lr * lr_factor
+    finished: Dict[str, List[Dict[str, Any]]] = {}
+    failed: List[Dict[str, Any]] = []
+    for method in methods:
+        per_seed = [chapter.run(method, seed=s, record_divergence=True) for s in seeds]
+        failed += [r for r in per_seed if r.get("diverged")]
+        label, kept = method, [r for r in per_seed if not r.get("diverged")]
+        if len(kept) < len(per_seed):
+            label = f"{method} (lr {lr:g})"
+            retried = [
+                chapter.run(
+                    method, seed=s, overrides=[f"lr={lr:g}"], tag=f"-lr{lr:g}", record_divergence=True
+                )
+                for s in retry_seeds
+            ]
+            failed += [r for r in retried if r.get("diverged")]
+            kept = [r for r in retried if not r.get("diverged")]
+        if kept:
+            finished[label] = kept
+    return finished, failed
+
+
 def seed_table(runs: Dict[str, List[Dict[str, Any]]]) -> Any:
     """Mean and standard deviation over seeds per method, in the paper's units (C-acc, R-acc, T, E).
 
@@ -524,6 +569,13 @@ def early_note(m: Dict[str, Any]) -> str:
     if m.get("collapsed") or collapse_note(m):
         return f"early point: under {EARLY_EPOCHS} epochs from scratch, near chance as expected"
     return ""
+
+
+def diverged_note(m: Dict[str, Any]) -> str:
+    """Markdown saying that a run diverged (a `Chapter.run(..., record_divergence=True)` record), or ''."""
+    if not m.get("diverged"):
+        return ""
+    return f"**{m['method']}** (seed {m['seed']}) did not finish: {m['diverged']}"
 
 
 def collapse_note(m: Dict[str, Any]) -> str:

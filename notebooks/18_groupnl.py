@@ -36,6 +36,7 @@ seed: int = 0  # seed of the data subsets and of the picture's image
 data_dir: str = ""  # empty: $GEARLIB_DATA, then ./data
 replay: bool = False  # True: read results/<profile>/ instead of training
 seeds: list = [0, 1]  # seeds of every layer type's run (initialisation, NLF parameters, batches)
+retry_seeds: list = [0]  # seeds of a layer type trained again at half the lr after it diverged
 
 # %% tags=["remove-cell"]
 from IPython.display import HTML, Markdown, display
@@ -43,14 +44,15 @@ from IPython.display import HTML, Markdown, display
 from gearlib.experiments import (
     bench_layers_of,
     collapse_note,
+    diverged_note,
     final_model,
     open_chapter,
     readable_html,
-    seeded_runs,
+    runs_with_retry,
 )
 from gearlib.layers import paper, report
 
-chapter = open_chapter(globals(), extra=["seeds"])
+chapter = open_chapter(globals(), extra=["seeds", "retry_seeds"])
 display(Markdown(chapter.layers_banner()))
 p = chapter.profile_config
 
@@ -97,10 +99,14 @@ fig = report.plot_seed_maps(maps)
 # Every layer type trains with the same recipe: the GroupNL paper's SGD with momentum, lr 0.1 at batch 128
 # and a cosine schedule, at this profile's scale (banner). Then each network is tested on the clean test
 # images and on their corrupted copies (on CIFAR-10, the regenerated CIFAR-10-C; {ref}`notes-corruptions`).
-# Each cell is the mean ± std over the seeds. The categories follow the paper's Table 5.
+# Each cell is the mean ± std over the seeds. The categories follow the paper's Table 5. A layer type whose
+# training diverges (a non-finite loss) is trained again at half the learning rate, on fewer seeds, and its
+# row says so in its name.
 
 # %%
-runs = seeded_runs(chapter, list(report.LAYER_METHODS), seeds)
+runs, diverged = runs_with_retry(chapter, list(report.LAYER_METHODS), seeds, retry_seeds)
+for record in diverged:
+    display(Markdown(diverged_note(record)))
 display(HTML(readable_html(report.comparison_table(runs))))
 for method, per_seed in runs.items():
     for run in per_seed:

@@ -98,6 +98,8 @@ def groupnl_verdicts(runs: Runs, method: str = "groupnl") -> pd.DataFrame:
     """`method` against each other layer type on clean and corrupted accuracy: the gap of the means, the
     seeds' spread it is judged against, and the verdict ('holds', 'fails' or 'within noise'), computed."""
     rows = []
+    if method not in runs:  # retried at a lower lr: "groupnl (lr 0.05)"
+        method = next((k for k in runs if k.startswith(f"{method} (")), method)
     ours = runs[method]
     for other, theirs in runs.items():
         if other == method:

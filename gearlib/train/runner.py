@@ -34,6 +34,7 @@ from gearlib.profiles import Profile, get_profile, parse_overrides, split_pairs
 from gearlib.train import store
 from gearlib.train.methods import Step, get_method, growth_fit, plan_for
 from gearlib.train.plan_run import PER_SAMPLE_VIEWS, PlanRun
+from gearlib.train.stage import TrainingDiverged
 
 LOADERS = ("batched", "per-sample")
 RUN_KEYS = ("seed", "loader")  # --set keys that belong to the run, not to the profile
@@ -210,11 +211,31 @@ def train_run(
     progress: bool = True,
     force: bool = False,
 ) -> Tuple[Path, Dict[str, Any], bool]:
-    """(run directory, training metrics, whether they came from the store): trains only if needed."""
+    """(run directory, training metrics, whether they came from the store): trains only if needed.
+
+    A run whose training diverged (TrainingDiverged) leaves its message in the run directory, and asking for
+    it again raises the same error at once instead of training into it again; `force` retrains it."""
     run_dir = store.run_dir_for(config.training_dict(), runs_dir)
     metrics = store.finished_metrics(run_dir)
     if metrics is not None and not force:
         return run_dir, metrics, True
+    marker = run_dir / store.DIVERGED
+    if marker.is_file() and not force:
+        message = store.read_json(marker)["message"]
+        raise TrainingDiverged(f"{message} [stored in {marker}; --force trains it again]")
+    store.unlink(marker)
+    try:
+        return _train_new(config, run_dir, runs_dir, data_dir, progress)
+    except TrainingDiverged as err:
+        if distributed.is_main():
+            store.write_json_atomic(marker, {"message": str(err)})
+        raise
+
+
+def _train_new(
+    config: RunConfig, run_dir: Path, runs_dir: PathArg, data_dir: PathArg, progress: bool
+) -> Tuple[Path, Dict[str, Any], bool]:
+    """Train (or resume) the run in `run_dir` and store it; see `train_run`."""
     if config.world_size != distributed.world_size():
         raise ValueError(
             f"the run is configured for {config.world_size} processes but {distributed.world_size()} train it; "

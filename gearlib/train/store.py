@@ -22,6 +22,7 @@ METRICS = "metrics.json"
 WIDTHS = "widths.json"
 LOG = "epochs.csv"
 CHECKPOINT = "checkpoint.pt"
+DIVERGED = "diverged.json"  # the message of a run whose training loss became non-finite
 FINAL = "final.pt"
 EVALUATION_PREFIX = "eval-"
 

@@ -207,3 +207,62 @@ def test_seed_maps_apply_every_nlf_of_the_first_groupnl_layer():
     assert not torch.allclose(first, torch.tensor(maps["variants"][1]))  # different NLFs, different maps
     with pytest.raises(ValueError, match="no GroupNLConv2d"):
         report.first_groupnl(layer_network("conv", "resnet18", 8)[0])
+
+
+def test_a_diverged_run_is_recorded_replayed_and_retried_at_half_the_lr(tmp_path, monkeypatch):
+    """A chapter asks for every layer type; one whose loss turns non-finite at the profile's lr becomes a
+    stored record (shown, replayed) and is trained again at half the lr on the retry seeds."""
+    from gearlib import experiments
+    from gearlib.train.stage import TrainingDiverged
+
+    monkeypatch.setenv("GEARLIB_RUNS", str(tmp_path / "runs"))
+    chapter = experiments.Chapter(
+        profile="smoke", dataset="synthetic", overrides=list(FAST), results_root=str(tmp_path / "results")
+    )
+    real = experiments.run_experiment
+
+    def sinefm_diverges_at_full_lr(config, **kwargs):
+        if config.method == "sinefm" and config.profile.lr == 0.1:
+            raise TrainingDiverged("sinefm train (clean) epoch 1/2: the training loss became non-finite")
+        return real(config, **kwargs)
+
+    monkeypatch.setattr(experiments, "run_experiment", sinefm_diverges_at_full_lr)
+    with pytest.raises(TrainingDiverged):
+        chapter.run("sinefm")  # without record_divergence it stays an error
+    runs, failed = experiments.runs_with_retry(chapter, ["vanilla", "sinefm"], seeds=[0, 1], retry_seeds=[0])
+    assert list(runs) == ["vanilla", "sinefm (lr 0.05)"]
+    assert [len(v) for v in runs.values()] == [2, 1]
+    assert runs["sinefm (lr 0.05)"][0]["plan"][0]["layer"] == "sinefm"
+    assert [(r["method"], r["seed"]) for r in failed] == [("sinefm", 0), ("sinefm", 1)]
+    assert (
+        "non-finite" in experiments.diverged_note(failed[0])
+        and experiments.diverged_note(runs["vanilla"][0]) == ""
+    )
+    replay = experiments.Chapter(
+        profile="smoke", dataset="synthetic", overrides=list(FAST), results_root=str(tmp_path / "results"),
+        replay=True,
+    )  # fmt: skip
+    again, failed_again = experiments.runs_with_retry(replay, ["vanilla", "sinefm"], [0, 1], [0])
+    assert failed_again == failed and again["vanilla"][0]["clean_acc"] == runs["vanilla"][0]["clean_acc"]
+
+
+def test_a_diverged_run_is_not_trained_into_again_unless_forced(tmp_path, monkeypatch):
+    from gearlib.train import stage
+    from gearlib.train.stage import TrainingDiverged
+
+    config = make_config("vanilla", "smoke", overrides=FAST)
+    original = stage.train_epoch
+
+    def diverges(*args, **kwargs):
+        raise TrainingDiverged(
+            "vanilla train (clean) epoch 1/2: the training loss became non-finite at step 3"
+        )
+
+    monkeypatch.setattr(stage, "train_epoch", diverges)
+    with pytest.raises(TrainingDiverged, match="step 3"):
+        run_experiment(config, runs_dir=tmp_path, progress=False)
+    monkeypatch.setattr(stage, "train_epoch", original)
+    with pytest.raises(TrainingDiverged, match=r"step 3 \[stored in .*diverged.json; --force"):
+        run_experiment(config, runs_dir=tmp_path, progress=False)  # no training: the stored message
+    result = run_experiment(config, runs_dir=tmp_path, progress=False, force=True)
+    assert 0 <= result.metrics["clean_acc"] <= 100 and not (result.run_dir / "diverged.json").exists()
