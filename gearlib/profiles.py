@@ -366,9 +366,9 @@ _PROFILES: Dict[str, Dict[str, Any]] = {
         adv_eval_steps=3,
         adv_eval_repeats=2,
         adv_eot=2,  # adversarial evaluation
-        layers_width=8,
+        layers_width=16,  # 16: every strided 1x1 conv keeps >= 16 input channels (oneDNN 6035, layout.py)
         layers_epochs=2,
-        layers_train_subset=512,  # layer comparison: ResNet-18 at width 8, 512 images, 2 epochs
+        layers_train_subset=512,  # layer comparison: ResNet-18 at width 16, 512 images, 2 epochs
     ),  # fmt: skip
     # A laptop-scale reproduction sized for signal: 10,000 training images at a tenth of the paper's epochs
     # (its ratios between phases kept), 2,000 test images, 200 images per corruption block; c_0 24 with K 30

@@ -18,7 +18,7 @@ from gearlib.train.store import CHECKPOINT, config_hash
 
 LAYER_METHODS = ["vanilla", "groupnl", "ghost", "sinefm", "monocnn"]
 # A few seconds per run: 64 images, width 8, 2 epochs; evaluation on 40 test images and 2 per block.
-FAST = ["layers_train_subset=64", "layers_epochs=2", "test_subset=40", "robust_per_block=2", "latency_iters=2",
+FAST = ["layers_width=8", "layers_train_subset=64", "layers_epochs=2", "test_subset=40", "robust_per_block=2", "latency_iters=2",
         "latency_windows=1"]  # fmt: skip
 
 
@@ -46,7 +46,7 @@ def test_layer_runs_take_their_own_arch_and_leave_other_families_hashes_alone():
     # an evaluation or another family's setting does not retrain; the layer comparison's own ones do
     same = make_config("groupnl", "smoke", overrides=["adv_width=4", "backbone_width=3", "test_subset=7"])
     assert config_hash(same.training_dict()) == config_hash(cfg.training_dict())
-    wider = make_config("groupnl", "smoke", overrides=["layers_width=16"])
+    wider = make_config("groupnl", "smoke", overrides=["layers_width=32"])
     assert config_hash(wider.training_dict()) != config_hash(cfg.training_dict())
 
 
