@@ -108,7 +108,10 @@ def test_new_settings_keep_the_single_process_run_directories():
     expected = {
         ("gearnn2", "smoke"): "gearnn2-vgg19-synthetic-smoke-a8d54405ce78",
         ("gearnn1", "quadro"): "gearnn1-vgg19-synthetic-quadro-614de3a25556",
-        ("groupnl", "smoke"): "groupnl-resnet18-synthetic-smoke-e4bef80455f3",
+        (
+            "groupnl",
+            "smoke",
+        ): "groupnl-resnet18-synthetic-smoke-23b2470528c8",  # smoke's layers_width 8 -> 16 in 80db0fb
     }
     for (method, profile), name in expected.items():
         assert store.run_dir_for(make_config(method, profile).training_dict(), "/r").name == name
