@@ -102,9 +102,15 @@ fig = report.plot_seed_maps(maps)
 # Each cell is the mean ± std over the seeds. The categories follow the paper's Table 5. A layer type whose
 # training diverges (a non-finite loss) is trained again at half the learning rate, on fewer seeds, and its
 # row says so in its name.
+#
+# SineFM has no public code, and its equations do not say what scale of input its sinusoids expect. We train
+# two readings. `sinefm` feeds them the seed maps normalised across channels at every pixel, as GroupNL does
+# before its own sinusoids. `sinefm-raw` feeds them the raw seed maps. Our first runs used the raw reading;
+# {ref}`notes-groupnl-sinefm-inputs` explains why unbounded inputs can make training unstable.
 
 # %%
-runs, diverged = runs_with_retry(chapter, list(report.LAYER_METHODS), seeds, retry_seeds)
+methods = list(report.LAYER_METHODS) + list(report.READING_METHODS)
+runs, diverged = runs_with_retry(chapter, methods, seeds, retry_seeds)
 for record in diverged:
     display(Markdown(diverged_note(record)))
 display(HTML(readable_html(report.comparison_table(runs))))

@@ -4,7 +4,7 @@ all but the 3-channel stem, are GroupNL, Ghost, SineFM or MonoCNN layers, or sta
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -13,10 +13,24 @@ from gearlib.adversarial.models import ADV_ARCHS, PLAIN, build_adversarial
 from gearlib.layers.convert import LAYERS, ConversionReport, convert
 from gearlib.layers.vgg11 import vgg11
 
-__all__ = ["LAYER_ARCHS", "LAYER_KINDS", "layer_network", "monocnn_seeds"]
+__all__ = [
+    "LAYER_ARCHS",
+    "LAYER_KINDS",
+    "LAYER_REVISIONS",
+    "LAYER_VARIANTS",
+    "layer_network",
+    "monocnn_seeds",
+]
 
 LAYER_ARCHS = tuple(ADV_ARCHS) + ("vgg11",)
-LAYER_KINDS = ("conv",) + tuple(LAYERS)  # "conv": every conv stays a plain nn.Conv2d (the vanilla network)
+# Other readings of a layer, trained beside its default: name -> (layer, its keyword arguments). "sinefm-raw" feeds
+# the unnormalised seed maps into the sinusoids (book/notes/groupnl.md, "Why SineFM needs bounded inputs").
+LAYER_VARIANTS: Dict[str, Tuple[str, Dict[str, Any]]] = {"sinefm-raw": ("sinefm", {"seed_norm": "none"})}
+# "conv": every conv stays a plain nn.Conv2d (the vanilla network)
+LAYER_KINDS = ("conv",) + tuple(LAYERS) + tuple(LAYER_VARIANTS)
+# Layers whose default reading changed after runs of them had been stored. A run's identity records the revision,
+# so a stored run of the earlier reading is never taken for one of the current reading.
+LAYER_REVISIONS: Dict[str, str] = {"sinefm": "seed-l2"}
 
 
 def monocnn_seeds(width: int) -> int:
@@ -32,7 +46,8 @@ def layer_network(
 
     Args:
         layer: "conv" (vanilla), "groupnl", "ghost", "sinefm" or "monocnn", with the GroupNL paper's settings
-            (r = 2, g = 4, sinusoidal NLFs; Ghost d = 3; SineFM t = 5; MonoCNN one term, eta in [1, 7]).
+            (r = 2, g = 4, sinusoidal NLFs; Ghost d = 3; SineFM t = 5; MonoCNN one term, eta in [1, 7]), or one
+            of `LAYER_VARIANTS` ("sinefm-raw": SineFM's sinusoids on the raw seed maps).
         arch: a CIFAR ResNet (resnet10, resnet18, resnet34) or vgg11.
         width: channels of the first stage (64 is the paper's network).
         num_classes: classifier outputs.
@@ -54,6 +69,8 @@ def layer_network(
         model = build_adversarial(arch, PLAIN, width, num_classes)
     if layer == "conv":
         return model, None
-    kw = {"seeds": monocnn_seeds(width)} if layer == "monocnn" else {}
+    layer, kw = LAYER_VARIANTS.get(layer, (layer, {}))
+    if layer == "monocnn":
+        kw = {"seeds": monocnn_seeds(width)}
     report = convert(model, layer, generator=torch.Generator().manual_seed(int(seed)), **kw)
     return model, report

@@ -23,6 +23,7 @@ from gearlib.layers.paper import PAPER_TABLE3
 __all__ = [
     "CATEGORY_CORRUPTIONS",
     "LAYER_METHODS",
+    "READING_METHODS",
     "category_accuracy",
     "comparison_table",
     "corrupted_name",
@@ -38,6 +39,8 @@ __all__ = [
 LAYER_METHODS: Dict[str, str] = {
     "vanilla": "conv", "monocnn": "monocnn", "ghost": "ghost", "sinefm": "sinefm", "groupnl": "groupnl",
 }  # fmt: skip
+# Other readings of a layer, trained beside the five (gearlib.layers.models.LAYER_VARIANTS): method -> layer kind.
+READING_METHODS: Dict[str, str] = {"sinefm-raw": "sinefm-raw"}
 CATEGORY_CORRUPTIONS: Dict[str, List[str]] = {
     "Noise": NOISE,
     "Blur": BLUR,

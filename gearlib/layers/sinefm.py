@@ -7,11 +7,15 @@ from __future__ import annotations
 from typing import Optional, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gearlib.layers.groupnl import NLF_RANGES, groupnl_channels, sample_uniform
 
-__all__ = ["SineFMConv2d"]
+__all__ = ["SEED_NORMS", "SineFMConv2d"]
+
+# What the sinusoids see: the seed maps L2-normalised across channels (as GroupNL does), or the raw ones.
+SEED_NORMS = ("l2", "none")
 
 IntPair = Union[int, Tuple[int, int]]
 
@@ -42,8 +46,12 @@ class SineFMConv2d(nn.Module):
         terms: int = 5,
         dilation: IntPair = 1,
         generator: Optional[torch.Generator] = None,
+        seed_norm: str = "l2",
     ) -> None:
         super().__init__()
+        if seed_norm not in SEED_NORMS:
+            raise ValueError(f"unknown seed_norm {seed_norm!r}; choose one of {', '.join(SEED_NORMS)}")
+        self.seed_norm = seed_norm
         if isinstance(in_channels, bool) or int(in_channels) != in_channels or in_channels < 1:
             raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
         if isinstance(terms, bool) or int(terms) != terms or terms < 1:
@@ -71,12 +79,13 @@ class SineFMConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seed = self.seed(x)
         n, c, h, w = seed.shape
+        inputs = F.normalize(seed, dim=1) if self.seed_norm == "l2" else seed
         omega, phi = self.omega.view(1, 1, -1, 1, 1), self.phi.view(1, 1, -1, 1, 1)
-        expanded = torch.sin(omega * (seed.unsqueeze(2) + phi)).reshape(n, c * self.terms, h, w)
+        expanded = torch.sin(omega * (inputs.unsqueeze(2) + phi)).reshape(n, c * self.terms, h, w)
         return torch.cat([seed, self.blend(self.bn(expanded))], dim=1)
 
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"padding={self.padding}, ratio={self.ratio}, terms={self.terms}"
+            f"padding={self.padding}, ratio={self.ratio}, terms={self.terms}, seed_norm={self.seed_norm!r}"
         )

@@ -307,7 +307,12 @@ for _name, _layer, _text in (
     ("vanilla", "conv", "the layer comparison's reference: plain convs"),
     ("groupnl", "groupnl", "GroupNL: seed conv, grouped fixed sinusoids (r = 2, g = 4)"),
     ("ghost", "ghost", "Ghost module: primary conv plus a depthwise 3x3 cheap operation (r = 2)"),
-    ("sinefm", "sinefm", "SineFM: seed conv, 5 fixed sinusoids with BN, grouped 1x1 (r = 2)"),
+    (
+        "sinefm",
+        "sinefm",
+        "SineFM: seed conv, 5 fixed sinusoids of the normalised seeds, BN, grouped 1x1 (r = 2)",
+    ),
+    ("sinefm-raw", "sinefm-raw", "SineFM with the sinusoids on the raw seed maps (our first reading)"),
     ("monocnn", "monocnn", "MonoCNN: seed filters tiled by fixed monomials, eta in [1, 7]"),
 ):
     register(_name, f"ResNet-18, {_text}; clean training", "GroupNL Tables 3, 5", "layers")(

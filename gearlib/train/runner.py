@@ -27,7 +27,7 @@ from gearlib.attacks import oat_step_size
 from gearlib.data import ImageDataset, dataset_info, load_dataset
 from gearlib.evaluate import COLLAPSE_SHARE, at_chance, prediction_share, predictions, robust_accuracy
 from gearlib.grow import check_feasible
-from gearlib.layers.models import LAYER_ARCHS, layer_network
+from gearlib.layers.models import LAYER_ARCHS, LAYER_REVISIONS, layer_network
 from gearlib.measure import hardware_info, inference_latency
 from gearlib.models import ARCHS, build, count_params, size_fraction
 from gearlib.profiles import Profile, get_profile, parse_overrides, split_pairs
@@ -66,9 +66,18 @@ class RunConfig:
         """The method's family: "gearnn", "adversarial" or "layers" (which fields its identity hashes)."""
         return get_method(self.method).family
 
+    @property
+    def layer(self) -> str:
+        """The conv layer of a layer-comparison method ("" for the other families)."""
+        _, plan = plan_for(self.method, self.profile, self.dataset, self.arch)
+        return next((s.layer for s in plan if s.layer), "")
+
     def training_dict(self) -> Dict[str, Any]:
         out = self.to_dict()
         out["profile"] = self.profile.training_dict(self.family)
+        revision = LAYER_REVISIONS.get(self.layer) if self.family == "layers" else None
+        if revision:  # the layer's reading changed after runs of it were stored (gearlib.layers.models)
+            out["layer_revision"] = revision
         return out
 
     def evaluation_dict(self) -> Dict[str, Any]:

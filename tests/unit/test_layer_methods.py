@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from gearlib.layers import GroupNLConv2d, paper, report
+from gearlib.layers import GroupNLConv2d, SineFMConv2d, paper, report
 from gearlib.layers.models import LAYER_KINDS, layer_network, monocnn_seeds
 from gearlib.train.methods import get_method
 from gearlib.train.runner import make_config, run_experiment
@@ -48,6 +48,22 @@ def test_layer_runs_take_their_own_arch_and_leave_other_families_hashes_alone():
     assert config_hash(same.training_dict()) == config_hash(cfg.training_dict())
     wider = make_config("groupnl", "smoke", overrides=["layers_width=32"])
     assert config_hash(wider.training_dict()) != config_hash(cfg.training_dict())
+
+
+def test_a_revised_layer_reading_gets_a_new_identity_and_the_old_reading_keeps_its_own():
+    new, raw = (make_config(m, "cpu", None, "cifar10") for m in ("sinefm", "sinefm-raw"))
+    assert new.training_dict()["layer_revision"] == "seed-l2" and "layer_revision" not in raw.training_dict()
+    stored_raw = "4338e2a0afd0"  # the stored cpu SineFM run (seed 0) trained before the revision
+    assert config_hash(new.training_dict()) != stored_raw
+    assert config_hash(dict(raw.training_dict(), method="sinefm")) == stored_raw  # same training, renamed
+    groupnl = make_config("groupnl", "cpu", None, "cifar10").training_dict()
+    assert "layer_revision" not in groupnl and config_hash(groupnl) == "3ff06a1baaf6"  # its stored run
+    kinds = {}
+    for method in ("sinefm", "sinefm-raw"):
+        (step,) = get_method(method).plan(new.profile, "cifar10", "resnet18")
+        model, _ = layer_network(step.layer, "resnet18", 8, 10)
+        kinds[method] = {m.seed_norm for m in model.modules() if isinstance(m, SineFMConv2d)}
+    assert kinds == {"sinefm": {"l2"}, "sinefm-raw": {"none"}}
 
 
 def test_layer_network_builds_every_kind_and_refuses_unknown_ones():

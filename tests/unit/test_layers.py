@@ -289,8 +289,9 @@ def test_ghost_module_structure():
     assert not (GhostConv2d(6, 10, 3, relu=False).eval()(x) >= 0).all()
 
 
-def test_sinefm_stacks_the_t_versions_of_each_seed_map_together():
-    layer = SineFMConv2d(4, 12, 3, padding=1, ratio=3, terms=5).eval()
+@pytest.mark.parametrize("seed_norm", ["l2", "none"])
+def test_sinefm_stacks_the_t_versions_of_each_seed_map_together(seed_norm):
+    layer = SineFMConv2d(4, 12, 3, padding=1, ratio=3, terms=5, seed_norm=seed_norm).eval()
     assert layer.omega.shape == (5,) and layer.phi.shape == (5,)
     assert (
         1.0 <= layer.omega.min()
@@ -304,12 +305,20 @@ def test_sinefm_stacks_the_t_versions_of_each_seed_map_together():
     x = torch.randn(2, 4, 6, 6)
     out = layer(x)
     seed = layer.seed(x)
+    inputs = torch.nn.functional.normalize(seed, dim=1) if seed_norm == "l2" else seed
+    if seed_norm == "l2":  # unit vectors across the seed channels, whatever the seeds' scale
+        assert inputs.abs().max() <= 1 + 1e-6 and seed.abs().max() > 1
     for s in range(4):
         for i in range(5):
-            expected = torch.sin(layer.omega[i] * (seed[:, s] + layer.phi[i]))
+            expected = torch.sin(layer.omega[i] * (inputs[:, s] + layer.phi[i]))
             assert torch.allclose(seen["bn_in"][:, s * 5 + i], expected, atol=1e-6)
     assert torch.equal(out[:, :4], seed)
     assert torch.allclose(out[:, 4:], layer.blend(layer.bn(seen["bn_in"])))
+
+
+def test_sinefm_names_a_bad_seed_norm():
+    with pytest.raises(ValueError, match="'batch'.*l2, none"):
+        SineFMConv2d(4, 8, 3, seed_norm="batch")
 
 
 # ---- the converter -------------------------------------------------------------------------------------
