@@ -8,8 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from torch import nn
-
 __all__ = [
     "RESNET18_BLOCKS",
     "RESNET34_BLOCKS",
@@ -19,7 +17,6 @@ __all__ = [
     "DelayConstants",
     "comparison_table",
     "conv_delay",
-    "count_parameters",
     "delay_summary",
     "delay_table",
     "film_channels",
@@ -440,8 +437,3 @@ def comparison_table(
             }
         )
     return rows
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Entries of module.parameters() (shared tensors once); buffers (BN running statistics) not counted."""
-    return sum(p.numel() for p in module.parameters())

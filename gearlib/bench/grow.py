@@ -11,11 +11,17 @@ wider per growable unit than the backbone, so the ratio is a few epochs. Two ref
   forward and input-gradient pass with frozen weights (as the scoring pass), over one grown epoch. The
   candidate's convolutions do at least the work of this network's, so this is about the least any
   implementation of the growth step's two passes could cost here.
+
+It also times one epoch of the backbone and one ERA epoch (J views, JSD loss) of the grown network, and from
+those per-pass costs estimates the growth step's share of a GEARnn-2 run at the paper's epochs (Table 1:
+E1 backbone epochs, the growth step, E2 grown epochs, ER ERA epochs), growth and E2 together as in the
+paper's Table 6 (OSG-2), whose share is printed beside it.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -112,13 +118,36 @@ def _widened(arch: str, model: Any, batches: List[Any], args: argparse.Namespace
     return widened
 
 
+def _era_batches(batches: List[Any], seed: int) -> Any:
+    """The bench's images as an ERA batch source with the paper's settings (J views, clean first)."""
+    import torch
+
+    from gearlib.augment import make_augment
+    from gearlib.data import TensorBatches
+    from gearlib.profiles import Profile
+
+    p = Profile()
+    images = torch.cat([x for x, _ in batches]).mul(255).round().to(torch.uint8)
+    labels = torch.cat([y for _, y in batches])
+    era = make_augment("era", width=p.era_width, depth=p.era_depth, views=p.era_views)
+    generator = torch.Generator().manual_seed(seed)
+    return TensorBatches(images, labels, batches[0][0].shape[0], era, generator=generator)
+
+
 def _time_repeat(
-    grow: Callable[..., Any], widened: Any, batches: List[Any], config: Any, seed: int, device: Any
+    grow: Callable[..., Any],
+    model: Any,
+    widened: Any,
+    batches: List[Any],
+    config: Any,
+    seed: int,
+    device: Any,
 ) -> Tuple[Any, Dict[str, float]]:
     """One growth step and the timed training and reference passes: (grown network, seconds by name)."""
     import torch
 
-    from gearlib.train.stage import clean_cross_entropy, train_stage
+    from gearlib.profiles import Profile
+    from gearlib.train.stage import clean_cross_entropy, default_loss_fn, train_stage
 
     grown, record = grow(generator=torch.Generator().manual_seed(seed))
     _warm_up(grown, batches, config.channels_last)
@@ -127,10 +156,44 @@ def _time_repeat(
     seconds["epoch"] = _timed(functools.partial(epoch, grown, batches), device)
     seconds["widened_epoch"] = _timed(functools.partial(epoch, widened, batches), device)
     seconds["widened_score"] = _timed(functools.partial(_input_gradient_pass, widened, batches), device)
+    # copies: the backbone keeps its weights for the next repeat's growth step
+    seconds["backbone_epoch"] = _timed(functools.partial(epoch, copy.deepcopy(model), batches), device)
+    era_epoch = functools.partial(
+        train_stage, epochs=1, config=config, loss_fn=default_loss_fn(Profile().jsd_lambda)
+    )
+    era_batches = _era_batches(batches, seed)
+    seconds["era_epoch"] = _timed(functools.partial(era_epoch, copy.deepcopy(grown), era_batches), device)
     return grown, seconds
 
 
-TIMED = ("perturb", "score", "materialise", "epoch", "widened_epoch", "widened_score")
+TIMED = (
+    "perturb",
+    "score",
+    "materialise",
+    "epoch",
+    "widened_epoch",
+    "widened_score",
+    "backbone_epoch",
+    "era_epoch",
+)
+
+
+def gearnn2_growth_share(seconds: Dict[str, float], epochs: Dict[str, int]) -> float:
+    """Estimated share of the growth step and the E2 grown epochs in a GEARnn-2 run of `epochs` (E1, E2, ER)
+    from measured per-pass `seconds` (backbone_epoch, perturb + score, epoch, era_epoch)."""
+    growth = seconds["perturb"] + seconds["score"]
+    osg2 = growth + epochs["E2"] * seconds["epoch"]
+    total = epochs["E1"] * seconds["backbone_epoch"] + osg2 + epochs["ER"] * seconds["era_epoch"]
+    return osg2 / total
+
+
+def paper_growth_share() -> float:
+    """The paper's Table 6 share of OSG-2 (growth step and E2) in GEARnn-2's time (Quadro, VGG-19, CIFAR-10)."""
+    from gearlib.paper import table6
+
+    t = table6()
+    minutes = t[t["method"] == "gearnn2"].set_index("stage")["T (min)"]
+    return float(minutes["osg2"] / minutes.sum())
 
 
 def _time_arch(arch: str, batches: List[Any], args: argparse.Namespace, device: Any) -> Dict[str, Any]:
@@ -164,7 +227,7 @@ def _time_arch(arch: str, batches: List[Any], args: argparse.Namespace, device: 
     widened = _widened(arch, model, batches, args, device)
     best = dict.fromkeys(TIMED, float("inf"))
     for repeat in range(args.repeats):  # the fastest repeat is the least disturbed by other processes
-        grown, seconds = _time_repeat(grow, widened, batches, config, args.seed + repeat, device)
+        grown, seconds = _time_repeat(grow, model, widened, batches, config, args.seed + repeat, device)
         best = {key: min(value, seconds[key]) for key, value in best.items()}
     return _arch_results(arch, best, model, grown, widened, batches[0][0], args, device)
 
@@ -181,6 +244,7 @@ def _arch_results(
 ) -> Dict[str, Any]:
     """The `<arch>_...` keys of `gearlib bench grow`: ratios to one grown epoch, raw seconds and sizes."""
     from gearlib.models import size_fraction
+    from gearlib.profiles import PAPER_EPOCHS
 
     growth = best["perturb"] + best["score"]
     results = {
@@ -191,6 +255,8 @@ def _arch_results(
         # the growth step over the least its two passes can cost (the widened network's two passes)
         f"{arch}_growth_over_floor": growth / (best["widened_epoch"] + best["widened_score"]),
         f"{arch}_growth_s": growth,
+        # estimated from the passes above at the paper's CIFAR-10 epochs; beside gearnn2_growth_share_paper
+        f"{arch}_gearnn2_growth_share": gearnn2_growth_share(best, PAPER_EPOCHS["cifar10"]["gearnn2"]),
     }
     results.update({f"{arch}_{name}_s": best[name] for name in TIMED})
     results.update(
@@ -260,6 +326,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         "batch_size": args.batch_size,
         "repeats": args.repeats,
         "channels_last": args.channels_last,
+        "gearnn2_growth_share_paper": paper_growth_share(),
     }
     for arch in archs:
         results.update(_time_arch(arch, batches, args, device))

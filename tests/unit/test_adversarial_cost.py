@@ -18,7 +18,6 @@ from gearlib.adversarial.cost import (
     DelayConstants,
     comparison_table,
     conv_delay,
-    count_parameters,
     delay_summary,
     delay_table,
     film_channels,
@@ -37,6 +36,7 @@ from gearlib.adversarial.cost import (
     resnet_params,
     smart_counts,
 )
+from gearlib.measure import count_params
 
 # A tiny CIFAR ResNet builder (basic blocks, 1x1 projection shortcuts), independent of the module under test.
 
@@ -169,20 +169,20 @@ def test_resnet_layer_lists():
 def test_plain_resnet_params_match_torch():
     assert resnet_params() == 21_282_122
     assert resnet_params(RESNET18_BLOCKS) == 11_173_962
-    assert count_parameters(_meta_resnet(RESNET34_BLOCKS)) == 21_282_122
-    assert count_parameters(_meta_resnet(RESNET18_BLOCKS)) == 11_173_962
-    assert count_parameters(_meta_resnet(RESNET34_BLOCKS, num_classes=100)) == resnet_params(num_classes=100)
+    assert count_params(_meta_resnet(RESNET34_BLOCKS)) == 21_282_122
+    assert count_params(_meta_resnet(RESNET18_BLOCKS)) == 11_173_962
+    assert count_params(_meta_resnet(RESNET34_BLOCKS, num_classes=100)) == resnet_params(num_classes=100)
 
 
-def test_count_parameters_skips_buffers():
+def test_count_params_skips_buffers():
     bn = nn.BatchNorm2d(8)
-    assert count_parameters(bn) == 16  # running mean/var and the counter are buffers
+    assert count_params(bn) == 16  # running mean/var and the counter are buffers
 
 
 def test_film_params():
     assert film_params(64) == 4 * 64**2 + 6 * 64
     for channels, d_e in [(4, 1), (16, 1), (8, 128)]:
-        assert film_params(channels, d_e) == count_parameters(_film(channels, d_e))
+        assert film_params(channels, d_e) == count_params(_film(channels, d_e))
         assert film_params(channels, d_e) == 2 * channels * d_e + 4 * channels**2 + 4 * channels
     assert len(film_channels()) == 33
     assert film_macs(64) == 2 * 64 + 4 * 64**2
@@ -196,15 +196,15 @@ def test_oat_params():
     with_encoding = oat_params(d_e=128, dual_bn=True)
     assert with_encoding == 33_355_466
     assert with_encoding / 1e6 == pytest.approx(33.356, abs=1e-3)
-    assert count_parameters(_meta_resnet(RESNET34_BLOCKS, film_d_e=1)) == oat_params()
-    assert count_parameters(_meta_resnet(RESNET34_BLOCKS, film_d_e=128, bn_sets=2)) == with_encoding
+    assert count_params(_meta_resnet(RESNET34_BLOCKS, film_d_e=1)) == oat_params()
+    assert count_params(_meta_resnet(RESNET34_BLOCKS, film_d_e=128, bn_sets=2)) == with_encoding
 
 
 def test_float_params():
     model = _meta_resnet(RESNET34_BLOCKS, bn_sets=2)
     noisy = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     assert len(noisy) == 37
-    assert float_params() == count_parameters(model) + len(noisy) == 21_299_183
+    assert float_params() == count_params(model) + len(noisy) == 21_299_183
     assert float_params(dual_bn=False) - resnet_params() == 37
     assert noisy_weights() == sum(m.weight.numel() for m in noisy) == 21_265_088
 
@@ -268,12 +268,12 @@ def test_the_accounting_matches_gearlibs_models(arch, blocks):
         plain = build_adversarial(arch, PLAIN, 64, 10)
         floaty = build_adversarial(arch, FLOAT, 64, 10)
         oat = build_adversarial(arch, OAT, 64, 10)
-    assert count_parameters(plain) == resnet_params(blocks)
-    assert count_parameters(floaty) == float_params(blocks)
-    assert count_parameters(oat) == oat_params(blocks, dual_bn=True)
+    assert count_params(plain) == resnet_params(blocks)
+    assert count_params(floaty) == float_params(blocks)
+    assert count_params(oat) == oat_params(blocks, dual_bn=True)
     with torch.device("meta"):
         oat128 = build_adversarial(arch, OAT_128, 64, 10)
-    assert count_parameters(oat128) == oat_params(blocks, d_e=128, dual_bn=True)  # the codes are buffers
+    assert count_params(oat128) == oat_params(blocks, d_e=128, dual_bn=True)  # the codes are buffers
     if arch == "resnet34":
         smart = build_for("smart", arch, 64, 10, seed=0)
         counts, masks = smart_counts(), mask_counts(smart)

@@ -52,6 +52,18 @@ def test_bench_grow_reports_ratios_and_the_widened_reference(capsys):
     floor = out["resnet18_widened_epoch_s"] + out["resnet18_widened_score_s"]
     assert out["resnet18_growth_over_floor"] == pytest.approx(out["resnet18_growth_s"] / floor)
     assert out["resnet18_size_after"] > out["resnet18_size_before"]
+    # the growth step's share of a GEARnn-2 run at the paper's epochs, beside Table 6's (10 of 53 minutes)
+    assert out["gearnn2_growth_share_paper"] == pytest.approx(10 / 53)
+    assert out["resnet18_era_epoch_s"] > 0 and out["resnet18_backbone_epoch_s"] > 0
+    assert 0 < out["resnet18_gearnn2_growth_share"] < 1
+
+
+def test_gearnn2_growth_share_counts_growth_and_e2_against_the_whole_run():
+    from gearlib.bench.grow import gearnn2_growth_share
+
+    seconds = {"perturb": 2.0, "score": 1.0, "epoch": 0.5, "backbone_epoch": 0.25, "era_epoch": 2.0}
+    # OSG-2 = 3 + 4 x 0.5 = 5; the run = 4 x 0.25 + 5 + 4 x 2 = 14
+    assert gearnn2_growth_share(seconds, {"E1": 4, "E2": 4, "ER": 4}) == pytest.approx(5 / 14)
 
 
 def test_bench_grow_rejects_an_unknown_architecture(capsys):
