@@ -303,21 +303,38 @@ def layer_training(
     return [Step("train", "train", augment, profile.layers_epochs, layer=layer, schedule="cosine")]
 
 
-for _name, _layer, _text in (
-    ("vanilla", "conv", "the layer comparison's reference: plain convs"),
-    ("groupnl", "groupnl", "GroupNL: seed conv, grouped fixed sinusoids (r = 2, g = 4)"),
-    ("ghost", "ghost", "Ghost module: primary conv plus a depthwise 3x3 cheap operation (r = 2)"),
+_ARCH = "layers_arch network (ResNet-18 by default)"
+for _name, _layer, _text, _paper in (
+    ("vanilla", "conv", "the layer comparison's reference: plain convs", "GroupNL Tables 3, 5"),
+    (
+        "groupnl",
+        "groupnl",
+        "GroupNL: seed conv, grouped fixed sinusoids (r = 2, g = 4)",
+        "GroupNL Tables 3, 5",
+    ),
+    (
+        "ghost",
+        "ghost",
+        "Ghost module: primary conv plus a depthwise 3x3 cheap op (r = 2)",
+        "GroupNL Tables 3, 5",
+    ),
     (
         "sinefm",
         "sinefm",
-        "SineFM: seed conv, 5 fixed sinusoids of the normalised seeds, BN, grouped 1x1 (r = 2)",
+        "SineFM: seed conv, 5 fixed sinusoids, BN, grouped 1x1 (r = 2)",
+        "GroupNL Tables 3, 5",
     ),
-    ("sinefm-raw", "sinefm-raw", "SineFM with the sinusoids on the raw seed maps (our first reading)"),
-    ("monocnn", "monocnn", "MonoCNN: seed filters tiled by fixed monomials, eta in [1, 7]"),
+    ("sinefm-raw", "sinefm-raw", "SineFM, its sinusoids on the raw seed maps (our first reading)", ""),
+    (
+        "monocnn",
+        "monocnn",
+        "MonoCNN: seed filters tiled by fixed monomials, eta in [1, 7]",
+        "GroupNL Tables 3, 5",
+    ),
 ):
-    register(_name, f"ResNet-18, {_text}; clean training", "GroupNL Tables 3, 5", "layers")(
+    register(_name, f"{_text}; clean training, {_ARCH}", _paper, "layers")(
         functools.partial(layer_training, layer=_layer)
     )
 for _augment, _label in (("augmix", "AugMix + JSD"), ("era", "ERA + JSD")):
-    register(f"groupnl-{_augment}", f"GroupNL ResNet-18 trained with {_label} (no paper tried this)", "",
+    register(f"groupnl-{_augment}", f"GroupNL trained with {_label} (no paper tried this), {_ARCH}", "",
              "layers")(functools.partial(layer_training, layer="groupnl", augment=_augment))  # fmt: skip
