@@ -17,6 +17,7 @@ BENCHES = {
     "train": "GEARnn-2 against Small(AugMix), batched against per-sample loaders, full against bare steps",
     "adversarial": "seconds per training step of PGD-AT, OAT, FLOAT, SMART and FLOATS slim, side by side",
     "layers": "training step and CPU inference time of a conv against GroupNL, Ghost, SineFM and MonoCNN",
+    "infer": "inference latency of each architecture with and without its BatchNorms folded into the convs",
 }
 
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from gearlib.models.common import GrowableNet, GrowthGraph, Layer, Normalize, Unit
+from gearlib.models.fold import fold_batchnorm
 from gearlib.models.layout import unsafe_channels_last, use_channels_last
 from gearlib.models.registry import (
     ARCHS,
@@ -33,6 +34,7 @@ __all__ = [
     "build_meta",
     "check_widths",
     "count_params",
+    "fold_batchnorm",
     "full_widths",
     "param_count",
     "size_fraction",
