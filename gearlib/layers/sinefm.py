@@ -25,13 +25,16 @@ class SineFMConv2d(nn.Module):
 
     1. Seed conv k x k, c_in -> c_s = c_out / r (no bias).
     2. t = `terms` fixed sinusoids sin(omega_i (x + phi_i)), scalars omega_i ~ U[1, 2], phi_i ~ U[1, 5] (buffers),
-       applied to every seed map, each followed by its own trainable BN_i (GroupNL paper, Eq. 6).
+       applied to every seed map, each followed by its own trainable BN_i (GroupNL paper, Eq. 6). With
+       `seed_norm="l2"` (the default) the sinusoids see the seed maps L2-normalised across channels at every
+       pixel, as GroupNL's do; "none" gives them the raw maps, which can grow without bound and made training
+       diverge (book/notes/groupnl.md, "Why SineFM needs bounded inputs").
     3. The t * c_s maps are stacked with the t versions of one seed map adjacent, and a grouped 1x1 conv
        (groups = c_s, no bias) maps them to c_gen = c_s (r - 1) (Eq. 7).
     4. Output concat[seed maps, generated maps] (Eq. 8).
 
-    SineFM has no public code: the interleaved order and per-NLF scalar hyperparameters are our reading of the
-    equations. The t BN_i are held as one BatchNorm2d over the t * c_s maps, which is the same thing (BN keeps
+    SineFM has no public code: the interleaved order, per-NLF scalar hyperparameters and input scale are our
+    reading of the equations. The t BN_i are held as one BatchNorm2d over the t * c_s maps, which is the same thing (BN keeps
     statistics and affine parameters per channel). Parameters: c_in c_out k^2 / r + c_out t (r + 1) / r (Eq. 14).
     """
 
