@@ -27,8 +27,8 @@ class SineFMConv2d(nn.Module):
     2. t = `terms` fixed sinusoids sin(omega_i (x + phi_i)), scalars omega_i ~ U[1, 2], phi_i ~ U[1, 5] (buffers),
        applied to every seed map, each followed by its own trainable BN_i (GroupNL paper, Eq. 6). With
        `seed_norm="l2"` (the default) the sinusoids see the seed maps L2-normalised across channels at every
-       pixel, as GroupNL's do; "none" gives them the raw maps, which can grow without bound and made training
-       diverge (book/notes/groupnl.md, "Why SineFM needs bounded inputs").
+       pixel, as GroupNL's do; "none" gives them the raw maps, which can grow without bound and make training
+       unstable (book/notes/groupnl.md, "Why SineFM needs bounded inputs").
     3. The t * c_s maps are stacked with the t versions of one seed map adjacent, and a grouped 1x1 conv
        (groups = c_s, no bias) maps them to c_gen = c_s (r - 1) (Eq. 7).
     4. Output concat[seed maps, generated maps] (Eq. 8).
