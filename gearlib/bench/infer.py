@@ -8,6 +8,7 @@ side's latency is the median of its window medians. The largest output differenc
 from __future__ import annotations
 
 import argparse
+import statistics
 from typing import Any, Dict, List
 
 # torch is imported inside the functions: building the `gearlib` parser must not load it.
@@ -24,12 +25,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: as set)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--seed", type=int, default=0)
-
-
-def _median(values: List[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def _time_arch(arch: str, args: argparse.Namespace, device: Any) -> Dict[str, Any]:
@@ -54,7 +49,7 @@ def _time_arch(arch: str, args: argparse.Namespace, device: Any) -> Dict[str, An
         for name, net in (("plain", plain), ("folded", folded)):
             report = inference_latency(net, device=device, warmup=10, iters=args.iters, threads=args.threads)
             windows[name].append(report.median_ms)
-    plain_ms, folded_ms = _median(windows["plain"]), _median(windows["folded"])
+    plain_ms, folded_ms = statistics.median(windows["plain"]), statistics.median(windows["folded"])
     return {
         f"{arch}_plain_ms": plain_ms,
         f"{arch}_folded_ms": folded_ms,

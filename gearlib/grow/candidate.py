@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gearlib.models.common import GrowableNet, GrowthGraph, Layer
+from gearlib.models.common import GrowableNet, GrowthGraph, Layer, bn_scale_shift, set_submodule
 from gearlib.models.layout import is_strided_pointwise
 
 # Initial scales (book/notes/growth.md#notes-growth-candidate-init).
@@ -101,8 +101,7 @@ def _folded_affine(
         scale = like.new_ones(2 * unit.width + k)
         shift = like.new_zeros(2 * unit.width + k)
     else:
-        s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        b = bn.bias - bn.running_mean * s
+        s, b = bn_scale_shift(bn)
         scale = torch.cat([s, s, s.new_full((k,), 1.0 / (1.0 + bn.eps) ** 0.5)])
         shift = torch.cat([b, b, b.new_zeros(k)])
     if layer.bias is not None:
@@ -229,11 +228,6 @@ class FoldedBN(nn.Module):
         return x
 
 
-def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
-    parent, _, name = path.rpartition(".")
-    setattr(root.get_submodule(parent) if parent else root, name, module)
-
-
 class Candidate(nn.Module):
     """The candidate network of one Firefly step: a frozen eval-mode copy of the model whose growable
     layers are wrapped with their growth tensors. The original model is not modified.
@@ -290,11 +284,11 @@ class Candidate(nn.Module):
         bn = None
         if layer.bn is not None and dst is not None:  # folded into the layer that writes the unit
             bn = net.get_submodule(layer.bn)
-            _set_module(net, layer.bn, FoldedBN(bn))
+            set_submodule(net, layer.bn, FoldedBN(bn))
         if layer.kind == "depthwise":  # reads and writes the same unit
-            _set_module(net, layer.module, CandidateDepthwise(module, src, generator, bn))
+            set_submodule(net, layer.module, CandidateDepthwise(module, src, generator, bn))
         else:
-            _set_module(net, layer.module, CandidateLayer(module, src, dst, generator, bn))
+            set_submodule(net, layer.module, CandidateLayer(module, src, dst, generator, bn))
 
     def train(self, mode: bool = True) -> Candidate:
         """The candidate network always stays in eval mode (BN uses running statistics, book/notes/growth.md#notes-growth-candidate-forward)."""

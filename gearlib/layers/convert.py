@@ -15,6 +15,7 @@ from gearlib.layers.groupnl import GroupNLConv2d
 from gearlib.layers.monocnn import MonoCNNConv2d
 from gearlib.layers.sinefm import SineFMConv2d
 from gearlib.models import GrowableNet
+from gearlib.models.common import set_submodule
 
 __all__ = ["LAYERS", "RULES", "ConversionReport", "Kept", "Replaced", "convert"]
 
@@ -248,14 +249,8 @@ def convert(
         if new is None:
             report.kept.append(Kept(name, _shape(conv), params, str(reason)))
             continue
-        _set_module(model, name, new.train(conv.training))
+        set_submodule(model, name, new.train(conv.training))
         fixed = new.fixed_count() if hasattr(new, "fixed_count") else 0
         trainable = sum(p.numel() for p in new.parameters())
         report.replaced.append(Replaced(name, layer, _shape(conv), params, trainable, fixed))
     return report
-
-
-def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, module)

@@ -6,7 +6,7 @@ The growth graph names which channels every conv reads and writes, so one Firefl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -100,3 +100,15 @@ class GrowableNet(nn.Module):
 
     def extra_repr(self) -> str:
         return f"arch={self.arch}, widths={self.widths}, num_classes={self.num_classes}"
+
+
+def set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
+    """Put `module` at the dotted `path` inside `root` (what nn.Module.set_submodule does in newer torch)."""
+    parent, _, name = path.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, name, module)
+
+
+def bn_scale_shift(bn: nn.BatchNorm2d) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (scale, shift) of an eval-mode BatchNorm: bn(x) = scale * x + shift."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return scale, bn.bias - bn.running_mean * scale

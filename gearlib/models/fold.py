@@ -9,14 +9,9 @@ import copy
 import torch
 from torch import nn
 
-from gearlib.models.common import GrowableNet
+from gearlib.models.common import GrowableNet, bn_scale_shift, set_submodule
 
 __all__ = ["fold_batchnorm"]
-
-
-def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
-    parent, _, name = path.rpartition(".")
-    setattr(root.get_submodule(parent) if parent else root, name, module)
 
 
 @torch.no_grad()
@@ -35,14 +30,14 @@ def fold_batchnorm(model: GrowableNet) -> GrowableNet:
         conv, bn = net.get_submodule(layer.module), net.get_submodule(layer.bn)
         if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
             continue
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        scale, shift = bn_scale_shift(bn)
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(shift)
         folded = nn.Conv2d(
             conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
             conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
         ).to(device=conv.weight.device, dtype=conv.weight.dtype)  # fmt: skip
         folded.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
-        folded.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
-        _set_module(net, layer.module, folded)
-        _set_module(net, layer.bn, nn.Identity())
+        folded.bias.copy_(bias * scale + shift)
+        set_submodule(net, layer.module, folded)
+        set_submodule(net, layer.bn, nn.Identity())
     return net
