@@ -171,6 +171,7 @@ class AdversarialRun:
                     {
                         **metrics, "step": 0, "stage": self.step.stage, "augment": "crop_flip",
                         "epoch": epoch + 1, "total_epoch": epoch + 1, "lr": lr, "seconds": lap["seconds"],
+                        "cpu_seconds": lap["cpu_seconds"],
                         "joules": lap["joules"] if self.meter.available else float("nan"),
                     }
                 )  # fmt: skip

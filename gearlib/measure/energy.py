@@ -177,10 +177,12 @@ class EnergyMeter:
         threaded: bool = True,
         keep_samples: bool = False,
         device: str = "",
+        cpu_clock: Callable[[], float] = time.process_time,
     ) -> None:
         """Args:
         interval: poll period Delta in s (default: the backend's, 0.1 s NVML, 1.0 s jtop and RAPL).
         clock: timestamp source in s (default `time.monotonic`); inject a fake clock for tests.
+        cpu_clock: this process's CPU time in s (default `time.process_time`), which each lap also reports.
         threaded: poll in a background daemon thread (False: call `poll()` yourself).
         keep_samples: keep the (t, W) samples in the report.
         device: label of what is metered.
@@ -191,6 +193,7 @@ class EnergyMeter:
         self.interval = interval
         self.device = device
         self._clock = clock
+        self._cpu_clock = cpu_clock
         self._threaded = threaded
         self._keep_samples = keep_samples
         self._available: Optional[bool] = None
@@ -338,6 +341,7 @@ class EnergyMeter:
         self.report = None
         self._t_start = self._clock()
         self._lap_t, self._lap_e = self._t_start, 0.0
+        self._lap_cpu = self._cpu_clock()
         self._running = True
         self._sample("start")
         if self._threaded:
@@ -356,7 +360,9 @@ class EnergyMeter:
         """Close the stage that began at the previous lap (or start) under `name` (repeats accumulate).
 
         Returns:
-            {'seconds': s, 'joules': J} of this stage.
+            {'seconds': s, 'joules': J, 'cpu_seconds': s} of this stage: wall time, energy, and the CPU time
+            this process used in it (a CPU job that got far less CPU than wall time was paused or shared its
+            core: `gearlib.measure.timer.stalled_epochs`).
         """
         if not self._running:
             raise RuntimeError("EnergyMeter.lap() called before start()")
@@ -365,12 +371,12 @@ class EnergyMeter:
             return self._close_stage(name, t)
 
     def _close_stage(self, name: str, t: float) -> Dict[str, float]:
-        e = self._energy_until(t)
-        stage = {"seconds": t - self._lap_t, "joules": e - self._lap_e}
+        e, cpu = self._energy_until(t), self._cpu_clock()
+        stage = {"seconds": t - self._lap_t, "joules": e - self._lap_e, "cpu_seconds": cpu - self._lap_cpu}
         total = self._laps.setdefault(name, {"seconds": 0.0, "joules": 0.0})
         total["seconds"] += stage["seconds"]
         total["joules"] += stage["joules"]
-        self._lap_t, self._lap_e = t, e
+        self._lap_t, self._lap_e, self._lap_cpu = t, e, cpu
         return stage
 
     def stop(self, lap: Optional[str] = None) -> EnergyReport:
@@ -439,16 +445,19 @@ class CallableMeter(EnergyMeter):
         keep_samples: bool = False,
         device: str = "callable",
         source: str = "callable",
+        cpu_clock: Callable[[], float] = time.process_time,
     ) -> None:
         """Args:
         power_fn: t (s) -> power in W.
         energy_fn: t (s) -> cumulative energy in J (exclusive with power_fn).
-        interval, clock, threaded, keep_samples, device: see EnergyMeter.
+        interval, clock, threaded, keep_samples, device, cpu_clock: see EnergyMeter.
         source: label written to the report.
         """
         if (power_fn is None) == (energy_fn is None):
             raise ValueError("CallableMeter needs exactly one of power_fn (W) or energy_fn (cumulative J)")
-        super().__init__(interval, clock=clock, threaded=threaded, keep_samples=keep_samples, device=device)
+        super().__init__(
+            interval, clock=clock, threaded=threaded, keep_samples=keep_samples, device=device, cpu_clock=cpu_clock
+        )
         self.source = source
         self._power_fn = power_fn
         self._energy_fn = energy_fn

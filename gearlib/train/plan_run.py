@@ -132,9 +132,9 @@ class PlanRun:
         return build(self.arch, widths, self.info.num_classes, self.info.image_size).to(self.device)
 
     def _record(self, entry: Dict[str, Any]) -> None:
-        """Close the meter's lap for this epoch or growth step and log seconds and joules."""
+        """Close the meter's lap for this epoch or growth step and log its seconds, CPU seconds and joules."""
         lap = self.meter.lap(entry["stage"])
-        entry["seconds"] = lap["seconds"]
+        entry["seconds"], entry["cpu_seconds"] = lap["seconds"], lap["cpu_seconds"]
         entry["joules"] = lap["joules"] if self.meter.available else float("nan")
         self.state.log.append(entry)
 

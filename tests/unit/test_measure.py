@@ -141,13 +141,13 @@ def test_counter_source_sums_deltas():
 
 
 def test_laps_split_time_and_energy():
-    clock = FakeClock()
-    meter = CallableMeter(lambda t: 10.0, interval=1.0, clock=clock, threaded=False)
+    clock, cpu = FakeClock(), FakeClock()
+    meter = CallableMeter(lambda t: 10.0, interval=1.0, clock=clock, threaded=False, cpu_clock=cpu)
     meter.start()
     clock.t = 1.0
     meter.poll()
-    clock.t = 2.0
-    assert meter.lap("osg1") == pytest.approx({"seconds": 2.0, "joules": 20.0})
+    clock.t, cpu.t = 2.0, 0.5  # the process ran for half a second of the two: it waited the rest
+    assert meter.lap("osg1") == pytest.approx({"seconds": 2.0, "joules": 20.0, "cpu_seconds": 0.5})
     clock.t = 5.0
     meter.lap("era")
     clock.t = 6.0
