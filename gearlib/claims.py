@@ -71,12 +71,18 @@ class Verdict:
     spread_from: str
 
 
+# Metrics that a stalled epoch (gearlib.measure.timer.stalled_epochs) makes incomparable across runs.
+COST_METRICS = ("train_seconds", "train_joules")
+
+
 def values(runs: Sequence[Mapping[str, Any]], metric: str) -> List[float]:
-    """The metric of each run (seed) in the paper's unit; missing values (no energy meter) are left out."""
+    """The metric of each run (seed) in the paper's unit. Missing values (no energy meter) are left out, and
+    so are the time and energy of a run with a stalled epoch (its `timing_stalls`)."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     factor = METRICS[metric][1]
-    return [float(r[metric]) * factor for r in runs if r.get(metric) is not None]
+    kept = [r for r in runs if not (metric in COST_METRICS and r.get("timing_stalls"))]
+    return [float(r[metric]) * factor for r in kept if r.get(metric) is not None]
 
 
 def spread(xs: Sequence[float]) -> Optional[float]:
@@ -90,15 +96,16 @@ def verdict(
     higher_is_better: bool = True,
     margin: float = 0.0,
     reference_spread: Optional[float] = None,
+    missing: str = "n/a (no meter)",
 ) -> Verdict:
     """Judge "ours beats theirs (or trails by at most `margin`)" from per-seed values.
 
     The gap is sign * (mean(ours) - mean(theirs)) + margin. It counts as noise when its size is below the
     larger of the two arms' seed spreads; with one seed an arm, `reference_spread` (the spread of the same
-    metric over the three-seed runs) stands in. Missing values give 'n/a (no meter)'.
+    metric over the three-seed runs) stands in. An arm without values gets the verdict `missing`.
     """
     if not ours or not theirs:
-        return Verdict("n/a (no meter)", None, None, None, None, None, None, (len(ours), len(theirs)), "")
+        return Verdict(missing, None, None, None, None, None, None, (len(ours), len(theirs)), "")
     a, b = statistics.fmean(ours), statistics.fmean(theirs)
     sign = 1.0 if higher_is_better else -1.0
     gap = sign * (a - b) + margin
@@ -146,6 +153,7 @@ def judge(
             claim.higher_is_better,
             claim.margin,
             (reference_spread or {}).get(claim.metric),
+            _missing_reason([*runs[claim.method], *runs[rival]], claim.metric),
         )
         rows.append(
             {
@@ -161,6 +169,13 @@ def judge(
             }
         )
     return pd.DataFrame(rows).set_index("claim")
+
+
+def _missing_reason(runs: Sequence[Mapping[str, Any]], metric: str) -> str:
+    """Why an arm may lack a metric: a stalled time measurement (see `values`), else no energy meter."""
+    if metric in COST_METRICS and any(r.get("timing_stalls") for r in runs):
+        return "n/a (a stalled time measurement left out)"
+    return "n/a (no meter)"
 
 
 def _mean_std(mean: Optional[float], std: Optional[float], n: int) -> str:

@@ -31,6 +31,7 @@ from gearlib.claims import values as metric_values
 from gearlib.corrupt import corrupt
 from gearlib.data import DatasetNotFoundError, ImageDataset, dataset_info, find_dataset, load_dataset
 from gearlib.evaluate import chance_ceiling
+from gearlib.measure import stall_note, stalled_epochs
 from gearlib.profiles import get_profile
 from gearlib.train.methods import get_method
 from gearlib.train.runner import make_config, run_experiment
@@ -312,6 +313,8 @@ def _replayed(path: Path, wanted: str, profile: str) -> Dict[str, Any]:
             f"(run hash {record.get('run_hash') or 'not recorded'}, expected {wanted}); run this chapter "
             f"with replay=False on that profile to regenerate it"
         )
+    if "timing_stalls" not in record:  # stored before the check existed: judged from its epoch log
+        record["timing_stalls"] = stalled_epochs(record.get("epochs", []), cpu_device=False)
     return record
 
 
@@ -412,7 +415,8 @@ def stage_boundaries(run: Dict[str, Any]) -> List[float]:
 
 def metrics_table(runs: Dict[str, Dict[str, Any]]) -> Any:
     """A pandas table in the paper's units: size %, C-acc %, R-acc %, T (min), E (kJ), latency, and a note
-    for a run at chance or collapsed (or an early point, see `early_point`, that is expected near chance)."""
+    for a run at chance or collapsed (or an early point, see `early_point`, that is expected near chance) or
+    whose time is not comparable (a stalled epoch, `gearlib.measure.timer.stalled_epochs`)."""
     rows = []
     for name, m in runs.items():
         joules = m.get("train_joules")
@@ -426,11 +430,18 @@ def metrics_table(runs: Dict[str, Dict[str, Any]]) -> Any:
                 "E (kJ)": round(joules / 1000, 3) if joules is not None else None,
                 "latency (ms)": round(m["latency_ms_per_sample"], 3),
                 "latency spread (ms)": latency_spread(m),
-                "note": early_note(m) if early_point(m) else collapse_note(m),
+                "note": "; ".join(
+                    n for n in (early_note(m) if early_point(m) else collapse_note(m), stall_of(m)) if n
+                ),
             }
         )
     table = pd.DataFrame(rows).set_index("method")
     return table if table["note"].any() else table.drop(columns="note")
+
+
+def stall_of(m: Dict[str, Any]) -> str:
+    """The note for a run whose training time is not comparable (its stalled epochs), else ''."""
+    return stall_note(m.get("timing_stalls") or [])
 
 
 def latency_spread(m: Dict[str, Any]) -> Optional[float]:
@@ -483,7 +494,8 @@ def runs_with_retry(
 def seed_table(runs: Dict[str, List[Dict[str, Any]]]) -> Any:
     """Mean and standard deviation over seeds per method, in the paper's units (C-acc, R-acc, T, E).
 
-    A metric no run has (energy without a meter) is left out; std is n/a with one seed.
+    A metric no run has (energy without a meter) is left out; std is n/a with one seed. The time and energy
+    of a seed with a stalled epoch are left out of T and E, and the note column names that seed.
     """
     rows = []
     for name, per_seed in runs.items():
@@ -494,8 +506,11 @@ def seed_table(runs: Dict[str, List[Dict[str, Any]]]) -> Any:
                 row[f"{label} mean"] = round(statistics.fmean(xs), 2)
                 std = seed_spread(xs)
                 row[f"{label} std"] = round(std, 2) if std is not None else None
+        stalled = [f"seed {m['seed']}" for m in per_seed if m.get("timing_stalls")]
+        row["note"] = f"T and E leave out {', '.join(stalled)} (a stalled epoch)" if stalled else ""
         rows.append(row)
-    return pd.DataFrame(rows).set_index("method")
+    table = pd.DataFrame(rows).set_index("method")
+    return table if table["note"].any() else table.drop(columns="note")
 
 
 # What every stored result must carry for the book to render it.
@@ -643,10 +658,12 @@ def sweep(
 def stage_table(runs: Dict[str, Dict[str, Any]]) -> Any:
     """Cost per stage (Table 6): one row per (method, stage) with T (min), E (kJ) and their shares in %.
 
-    E and its share are empty (NaN) when a run had no energy meter.
+    E and its share are empty (NaN) when a run had no energy meter. A stage with a stalled epoch
+    (`gearlib.measure.timer.stalled_epochs`) says so in a note column.
     """
     rows = []
     for name, run in runs.items():
+        stalls = run.get("timing_stalls") or []
         stages = run["stages"]
         total_s = sum(s["seconds"] for s in stages)
         metered = all(s.get("joules") is not None for s in stages)
@@ -661,9 +678,11 @@ def stage_table(runs: Dict[str, Dict[str, Any]]) -> Any:
                     "E (kJ)": joules / 1000 if joules is not None else float("nan"),
                     "T share (%)": 100 * s["seconds"] / total_s if total_s else float("nan"),
                     "E share (%)": 100 * joules / total_j if joules is not None and total_j else float("nan"),
+                    "note": stall_note([x for x in stalls if x["stage"] == s["name"]]),
                 }
             )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return table if table["note"].any() else table.drop(columns="note")
 
 
 def provenance(run: Dict[str, Any]) -> str:

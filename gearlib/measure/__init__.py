@@ -22,7 +22,7 @@ from gearlib.measure.latency import LatencyReport, inference_latency
 from gearlib.measure.nvml import NvmlMeter
 from gearlib.measure.params import count_params
 from gearlib.measure.rapl import RaplMeter, find_rapl_zones, rapl_delta_uj
-from gearlib.measure.timer import Timer, cuda_sync_fn
+from gearlib.measure.timer import Timer, cuda_sync_fn, stall_note, stalled_epochs
 
 __all__ = [
     "Backend",
@@ -46,5 +46,7 @@ __all__ = [
     "paper_energy",
     "parse_jtop_power",
     "rapl_delta_uj",
+    "stall_note",
+    "stalled_epochs",
     "trapezoid_energy",
 ]

@@ -456,7 +456,12 @@ class CallableMeter(EnergyMeter):
         if (power_fn is None) == (energy_fn is None):
             raise ValueError("CallableMeter needs exactly one of power_fn (W) or energy_fn (cumulative J)")
         super().__init__(
-            interval, clock=clock, threaded=threaded, keep_samples=keep_samples, device=device, cpu_clock=cpu_clock
+            interval,
+            clock=clock,
+            threaded=threaded,
+            keep_samples=keep_samples,
+            device=device,
+            cpu_clock=cpu_clock,
         )
         self.source = source
         self._power_fn = power_fn

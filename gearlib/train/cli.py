@@ -135,7 +135,7 @@ def adversarial_summary(m: dict, cached: bool = False) -> str:
         lines.append("  WARNING: collapsed: one knob setting gives one class to most test images")
     elif m.get("at_chance"):
         lines.append(f"  WARNING: at chance: {m['clean_acc']:.2f}% clean cannot be told from guessing")
-    return "\n".join(lines)
+    return "\n".join(lines + _stall_warning(m))
 
 
 def _size_reference(m: dict) -> str:
@@ -170,7 +170,19 @@ def summary(m: dict, cached: bool = False) -> str:
             f"  WARNING: at chance: {m['clean_acc']:.2f}% clean cannot be told from guessing on "
             f"{m['test_images']} test images; train longer or on more images"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + _stall_warning(m))
+
+
+def _stall_warning(m: dict) -> List[str]:
+    """A warning line for a run whose training time is not comparable (stalled epochs), else none."""
+    if not m.get("timing_stalls"):
+        return []
+    from gearlib.measure.timer import stall_note
+
+    return [
+        f"  WARNING: {stall_note(m['timing_stalls'])}; retrain it on an otherwise idle machine (--force) "
+        "before comparing its time or energy"
+    ]
 
 
 def runs_command(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from gearlib.data import ImageDataset, dataset_info, load_dataset
 from gearlib.evaluate import COLLAPSE_SHARE, at_chance, prediction_share, predictions, robust_accuracy
 from gearlib.grow import check_feasible
 from gearlib.layers.models import LAYER_ARCHS, LAYER_REVISIONS, layer_network
-from gearlib.measure import hardware_info, inference_latency
+from gearlib.measure import hardware_info, inference_latency, stalled_epochs
 from gearlib.models import ARCHS, build, count_params, size_fraction
 from gearlib.profiles import Profile, get_profile, parse_overrides, split_pairs
 from gearlib.train import store
@@ -207,7 +207,12 @@ def run_experiment(
     else:
         evaluation = evaluate(config, load_final_model(run_dir, trained), data_dir)
         store.write_json_atomic(eval_path, evaluation)
-    return RunResult(run_dir, {**trained, **evaluation}, cached=cached, epochs=store.read_epoch_log(run_dir))
+    epochs = store.read_epoch_log(run_dir)
+    # Epochs whose wall time was not the run's own work (paused, or its core shared): time not comparable.
+    stalls = stalled_epochs(epochs, cpu_device=config.device.type == "cpu")
+    return RunResult(
+        run_dir, {**trained, **evaluation, "timing_stalls": stalls}, cached=cached, epochs=epochs
+    )
 
 
 PathArg = Optional[Union[str, Path]]

@@ -67,3 +67,19 @@ def test_paper_claims_read_the_papers_tables():
     labels = {c.method for c in found} | {a for c in found for a in c.against}
     assert labels <= set(claims.CLAIM_RUNS)
     assert set(claims.SEEDED_RUNS) <= set(claims.CLAIM_RUNS)
+
+
+def test_a_stalled_run_keeps_its_accuracy_but_not_its_time_in_claims_and_seed_tables():
+    from gearlib.experiments import seed_table
+
+    stall = [{"stage": "era", "epoch": 2, "seconds": 2976.0, "reason": "4.6x its stage's median epoch"}]
+    stalled = {**_run(50, 45, 5356, 9000.0), "seed": 0, "timing_stalls": stall}
+    runs = {"a": [stalled, {**_run(52, 44, 1200), "seed": 1}], "b": [{**stalled, "seed": 1}]}
+    assert claims.values(runs["a"], "clean_acc") == [50, 52]
+    assert claims.values(runs["a"], "train_seconds") == [20.0]  # seed 0's time is left out
+    assert claims.values(runs["a"], "train_joules") == []
+    table = judge([Claim("a faster", "train_seconds", "a", ("b",), higher_is_better=False)], runs)
+    assert table.loc["a faster", "verdict"] == "n/a (a stalled time measurement left out)"
+    seeds = seed_table(runs)
+    assert seeds.loc["a", "T (min) mean"] == 20.0 and seeds.loc["a", "C-acc (%) mean"] == 51.0
+    assert seeds.loc["a", "note"] == "T and E leave out seed 0 (a stalled epoch)"

@@ -901,3 +901,28 @@ def test_hardware_info_keys():
     for key in ("python", "cpu_model", "cpu_cores", "torch", "torchvision", "cuda_device", "jetson_model"):
         assert key in info
     assert info["torch"] == torch.__version__
+
+
+def test_stalled_epochs_flags_a_paused_or_slowed_epoch_and_nothing_else():
+    from gearlib.measure import stall_note, stalled_epochs
+
+    era = [
+        {"stage": "era", "epoch": e, "seconds": s}
+        for e, s in ((1, 400.0), (2, 2976.0), (3, 740.0), (4, 555.0))
+    ]
+    slowed = stalled_epochs(era, cpu_device=True)  # an older log: wall time only
+    assert [(s["stage"], s["epoch"]) for s in slowed] == [("era", 2)]
+    assert "4.6x its stage's median epoch (648 s)" in slowed[0]["reason"]
+    assert stall_note(slowed).startswith("time not comparable: era epoch 2 2976 s (4.6x")
+    # The CPU-time sign: a growth step (never compared with epochs) that got 0.1 of a core was paused.
+    grow = {"stage": "osg2", "epoch": 0, "growth": 1, "seconds": 4839.0, "cpu_seconds": 480.0}
+    busy = {"stage": "osg2", "epoch": 1, "seconds": 60.0, "cpu_seconds": 59.0}
+    paused = stalled_epochs([grow, busy], cpu_device=True)
+    assert [s["epoch"] for s in paused] == ["growth"] and "used 0.10 of a CPU core" in paused[0]["reason"]
+    assert "osg2 growth step 4839 s" in stall_note(paused)
+    assert stalled_epochs([grow, busy], cpu_device=False) == []  # a GPU run may wait on its device
+    # Even epochs, short spans and missing cells (an older log's empty column, NaN) are never flagged.
+    even = [{"stage": "s", "epoch": e, "seconds": 60.0 + e, "cpu_seconds": ""} for e in range(4)]
+    short = [{"stage": "t", "epoch": e, "seconds": s, "cpu_seconds": 0.0} for e, s in enumerate((1, 1, 4.0))]
+    assert stalled_epochs(even + short + [{"stage": "x", "seconds": math.nan}], cpu_device=True) == []
+    assert stall_note([]) == ""

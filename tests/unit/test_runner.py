@@ -11,7 +11,7 @@ import torch
 
 from gearlib.data import load_dataset
 from gearlib.evaluate import clean_accuracy
-from gearlib.experiments import metrics_table
+from gearlib.experiments import metrics_table, stage_table
 from gearlib.profiles import get_profile
 from gearlib.train import store
 from gearlib.train.cli import summary
@@ -69,6 +69,8 @@ def test_each_method_runs_end_to_end_with_all_metrics(method, runs_dir):
     assert (m["train_joules"] is None) == (m["energy_backend"] == "none")
     assert m["train_joules"] is not None or m["train_joules_reason"]
     assert [s["name"] for s in m["stages"]]
+    assert m["timing_stalls"] == []  # epochs under STALL_MIN_SECONDS are never judged
+    assert result.epochs and all(0 <= e["cpu_seconds"] for e in result.epochs)  # logged beside wall time
     assert (result.run_dir / store.METRICS).is_file() and (result.run_dir / store.FINAL).is_file()
     assert not (result.run_dir / store.CHECKPOINT).exists()
     assert summary(m).startswith(method)
@@ -253,5 +255,15 @@ def test_a_collapsed_network_is_flagged_in_metrics_summary_and_tables():
     assert metrics_table({"ok": healthy}).columns.tolist()[-2:] == ["latency (ms)", "latency spread (ms)"]
     guessing = metrics_table({"guess": {**m, "collapsed": False}}).loc["guess", "note"]
     assert guessing.startswith("at chance: 10.0% clean")
+    stall = [{"stage": "era", "epoch": 2, "seconds": 2976.0, "reason": "4.6x its stage's median epoch"}]
+    slowed = {**healthy, "timing_stalls": stall}
+    assert metrics_table({"slow": slowed}).loc["slow", "note"].startswith("time not comparable: era epoch 2")
+    assert "WARNING: time not comparable: era epoch 2 2976 s" in summary(slowed)
+    two = [
+        {"name": "osg1", "seconds": 60.0, "joules": None},
+        {"name": "era", "seconds": 3600.0, "joules": None},
+    ]
+    notes = stage_table({"slow": {**slowed, "stages": two}}).set_index("stage")["note"]
+    assert notes["osg1"] == "" and notes["era"].startswith("time not comparable: era epoch 2")
     line = summary(m)
     assert "WARNING: collapsed: the network gives one class to 100% of the test images" in line
