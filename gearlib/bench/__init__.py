@@ -18,6 +18,7 @@ BENCHES = {
     "adversarial": "seconds per training step of PGD-AT, OAT, FLOAT, SMART and FLOATS slim, side by side",
     "layers": "training step and CPU inference time of a conv against GroupNL, Ghost, SineFM and MonoCNN",
     "infer": "inference latency of each architecture with and without its BatchNorms folded into the convs",
+    "cpu": "a training step on the CPU under torch.compile, all cores, glibc malloc tunables, against eager",
 }
 
 
