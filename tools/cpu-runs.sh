@@ -22,9 +22,9 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 stream_a="
 gearnn2 vgg19 0
 gearnn2 vgg19 2
-gearnn1 vgg19 2
-small-clean vgg19 2
 small-clean vgg19 0
+small-clean vgg19 2
+gearnn1 vgg19 2
 small-augmix vgg19 0
 small-augmix vgg19 2
 gearnn2-n3 vgg19 0
@@ -32,10 +32,10 @@ gearnn2-n3 vgg19 2
 gearnn1-n3 vgg19 1
 "
 stream_b="
-gearnn1 vgg19 0
 gearnn2 vgg19 1
-gearnn1 vgg19 1
+gearnn1 vgg19 0
 small-clean vgg19 1
+gearnn1 vgg19 1
 small-augmix vgg19 1
 gearnn2-n3 vgg19 1
 gearnn1-n3 vgg19 0
