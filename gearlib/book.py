@@ -237,6 +237,20 @@ def default_build(root: Path) -> Tuple[str, bool, str]:
     return "smoke", False, f"{have} (missing: {', '.join(missing)}), so the smoke profile is executed live"
 
 
+def restore_archived_runs(root: Path, profile: str) -> None:
+    """Before live chapters: bring the runs archived under results/<profile>/runs/ (committed by earlier
+    sessions, `gearlib runs export`) into the run store the chapters' kernels use, so they are not retrained."""
+    from gearlib.train.archive import restore_runs
+    from gearlib.train.store import runs_dir
+
+    source = root / "results" / profile / "runs"
+    store = runs_dir()
+    store = store if store.is_absolute() else root / store  # the kernels run with the book's root as cwd
+    restored = restore_runs(source, store)
+    if restored:
+        print(f"restored {len(restored)} archived run(s) from {source} into {store}", flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from gearlib.profiles import get_profile
 
@@ -250,6 +264,8 @@ def run(args: argparse.Namespace) -> int:
     sources = select(chapters(root), args.only)
     executed_dir = root / "book" / "executed" / args.profile
     chapter_dir = root / "book" / "chapters"
+    if not args.replay:
+        restore_archived_runs(root, args.profile)
     failures: List[str] = []
     for source in sources:
         params = {"profile": args.profile, **({"replay": True} if args.replay else {}), **extra}

@@ -708,7 +708,8 @@ def final_model(
 ) -> Any:
     """The trained network theta* of a chapter's run (the same run `Chapter.run` reads; trained if missing).
 
-    Weights are never stored in results/, so this needs live mode (replay=False) and the run store.
+    Weights live in the run store (results/<profile>/runs/ archives only some), so this needs live mode
+    (replay=False).
 
     Args:
         chapter: gives profile, dataset, arch, seed, data_dir and the chapter-wide overrides.

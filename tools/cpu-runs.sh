@@ -15,9 +15,15 @@
 # settings), an interrupted one resumes from its last finished stage. A Small baseline trains the GEARnn-2
 # run whose topology it copies if that is missing, so each stream trains its own GEARnn-2 runs first.
 # Then `make book PROFILE=cpu` executes the chapters, finds these runs and writes results/cpu/.
+#
+# The run store (runs/) is not committed, so every finished run is also archived as a small JSON record in
+# $ARCHIVE (default results/cpu/runs; commit it): the stream restores those records first, so a run
+# finished in an earlier session is never trained again. Seed-0 runs keep their weights there too (chapter
+# 12's loss landscapes need them). From a git worktree, point ARCHIVE at the main checkout's folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+ARCHIVE="${ARCHIVE:-results/cpu/runs}"
 
 stream_a="
 gearnn2 vgg19 0
@@ -78,6 +84,8 @@ case "${1:-}" in
     *) echo "usage: $0 a|b|adv-a|adv-b|layers-a|layers-b   (two streams per part, one per core)" >&2; exit 2 ;;
 esac
 
+mkdir -p "$ARCHIVE"
+.venv/bin/gearlib runs import "$ARCHIVE"
 echo "$queue" | while read -r method arch seed; do
     [ -n "$method" ] || continue
     echo "$(date -u +%FT%TZ) start $method $arch seed $seed"
@@ -85,6 +93,8 @@ echo "$queue" | while read -r method arch seed; do
     [ "$arch" = "-" ] || arch_flag=(--arch "$arch")
     if .venv/bin/gearlib run "$method" --profile cpu "${arch_flag[@]}" --dataset cifar10 --set "seed=$seed" --no-progress; then
         echo "$(date -u +%FT%TZ) done $method $arch seed $seed"
+        .venv/bin/gearlib runs export "$ARCHIVE" --profile cpu
+        .venv/bin/gearlib runs export "$ARCHIVE" --profile cpu --seed 0 --weights
     else  # e.g. a diverged run (sinefm-raw): stored as such; the chapter shows it, the stream goes on
         echo "$(date -u +%FT%TZ) failed $method $arch seed $seed"
     fi

@@ -29,6 +29,7 @@ from gearlib.data import ImageDataset, TensorBatches
 from gearlib.measure import auto_meter
 from gearlib.profiles import Profile
 from gearlib.train import store
+from gearlib.train.archive import final_weights
 from gearlib.train.methods import Step
 from gearlib.train.stage import TrainingDiverged
 
@@ -265,5 +266,5 @@ def load_adversarial_model(
         metrics["objective"], metrics["arch"], metrics["width"], metrics["num_classes"], metrics["seed"]
     )
     sparsity_for(model, metrics["objective"], 1, metrics["seed"])  # FLOATS: buffers for the stored masks
-    model.load_state_dict(store.load_torch(run_dir / store.FINAL)["model"])
+    model.load_state_dict(store.load_torch(final_weights(run_dir))["model"])
     return model.to(device or torch.device("cpu")).eval()

@@ -37,9 +37,28 @@ def add_parser(sub: Any) -> None:
         help="train with N processes (DDP through torchrun: gloo on the CPU, NCCL on GPUs; GEARnn methods)",
     )  # fmt: skip
     run.set_defaults(func=run_command)
-    runs = sub.add_parser("runs", help="list stored runs as a table")
-    runs.add_argument("--runs-dir", default=None)
+    runs = sub.add_parser("runs", help="list stored runs as a table; export or restore finished ones")
+    runs.add_argument("--runs-dir", default=None, help="runs directory (default $GEARLIB_RUNS, then ./runs)")
     runs.set_defaults(func=runs_command)
+    action = runs.add_subparsers(dest="action", metavar="ACTION")
+    export = action.add_parser(
+        "export", help="write finished runs as JSON records (to commit, e.g. results/cpu/runs)"
+    )
+    export.add_argument("dest", help="folder for the records, e.g. results/cpu/runs")
+    export.add_argument(
+        "runs", nargs="*", metavar="RUN", help="run names or glob patterns (default: all finished)"
+    )
+    export.add_argument("--profile", default=None, help="only runs of this profile")
+    export.add_argument("--seed", type=int, default=None, help="only runs of this seed")
+    export.add_argument(
+        "--weights", action="store_true", help="also copy each run's final weights (<run>.pt)"
+    )
+    export.add_argument("--runs-dir", default=None, dest="runs_dir_", help="runs directory (default ./runs)")
+    export.set_defaults(func=export_command)
+    restore = action.add_parser("import", help="restore archived runs into the run store as finished")
+    restore.add_argument("source", help="a folder of records written by `gearlib runs export`")
+    restore.add_argument("--runs-dir", default=None, dest="runs_dir_", help="runs directory (default ./runs)")
+    restore.set_defaults(func=import_command)
     methods = sub.add_parser("methods", help="list the methods `gearlib run` knows")
     methods.set_defaults(func=methods_command)
 
@@ -201,6 +220,40 @@ def runs_command(args: argparse.Namespace) -> int:
     for col in ("clean_acc", "robust_acc"):
         frame[col] = frame[col].map(lambda v: f"{v:.2f}%" if isinstance(v, float) and v == v else "")
     print(frame.to_string(index=False, na_rep=""))
+    return 0
+
+
+def _runs_root(args: argparse.Namespace) -> Any:
+    return getattr(args, "runs_dir_", None) or args.runs_dir
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gearlib.train.archive import export_runs
+    from gearlib.train.store import runs_dir
+
+    root = _runs_root(args)
+    written = export_runs(Path(args.dest), root, args.profile, args.runs, args.weights, args.seed)
+    print(f"{len(written)} file(s) written to {args.dest} from {runs_dir(root)} (unchanged records are kept)")
+    for path in written:
+        print(f"  {path.name}")
+    return 0
+
+
+def import_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gearlib.train.archive import restore_runs
+    from gearlib.train.store import runs_dir
+
+    source = Path(args.source)
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source} is not a folder of run records (written by `gearlib runs export`)")
+    restored = restore_runs(source, _runs_root(args))
+    print(f"{len(restored)} run(s) restored into {runs_dir(_runs_root(args))} from {source}")
+    for run_dir in restored:
+        print(f"  {run_dir.name}")
     return 0
 
 

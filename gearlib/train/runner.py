@@ -32,6 +32,7 @@ from gearlib.measure import hardware_info, inference_latency, stalled_epochs
 from gearlib.models import ARCHS, build, count_params, size_fraction
 from gearlib.profiles import Profile, get_profile, parse_overrides, split_pairs
 from gearlib.train import store
+from gearlib.train.archive import final_weights
 from gearlib.train.methods import Step, get_method, growth_fit, plan_for
 from gearlib.train.plan_run import PER_SAMPLE_VIEWS, PlanRun
 from gearlib.train.stage import TrainingDiverged
@@ -173,10 +174,10 @@ def load_final_model(run_dir: Path, metrics: Mapping[str, Any]) -> torch.nn.Modu
     info = dataset_info(metrics["dataset"])
     if metrics.get("family") == "layers":
         net, _ = layer_network(metrics["layer"], metrics["arch"], metrics["width"], info.num_classes)
-        net.load_state_dict(store.load_torch(run_dir / store.FINAL)["model"])  # NLF hyperparameters included
+        net.load_state_dict(store.load_torch(final_weights(run_dir))["model"])  # NLF hyperparameters included
         return net.eval()
     net = build(metrics["arch"], metrics["widths"], info.num_classes, info.image_size)
-    net.load_state_dict(store.load_torch(run_dir / store.FINAL)["model"])
+    net.load_state_dict(store.load_torch(final_weights(run_dir))["model"])
     return net.eval()
 
 

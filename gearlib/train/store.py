@@ -24,6 +24,7 @@ LOG = "epochs.csv"
 CHECKPOINT = "checkpoint.pt"
 DIVERGED = "diverged.json"  # the message of a run whose training loss became non-finite
 FINAL = "final.pt"
+RESTORED = "restored.json"  # marks a run recreated from its archive record (gearlib.train.archive)
 EVALUATION_PREFIX = "eval-"
 
 
@@ -108,9 +109,7 @@ def list_runs(root: Optional[PathLike] = None) -> List[Dict[str, Any]]:
                 "dataset": config["dataset"],
                 "profile": config["profile"]["name"],
                 "seed": config.get("seed"),
-                "status": "finished"
-                if metrics
-                else ("partial" if (folder / CHECKPOINT).is_file() else "new"),
+                "status": _status(folder, metrics),
                 "clean_acc": metrics.get("clean_acc"),
                 "robust_acc": metrics.get("robust_acc"),
                 "size_fraction": metrics.get("size_fraction"),
@@ -119,6 +118,14 @@ def list_runs(root: Optional[PathLike] = None) -> List[Dict[str, Any]]:
             }
         )
     return rows
+
+
+def _status(folder: Path, metrics: Dict[str, Any]) -> str:
+    if not metrics:
+        return "partial" if (folder / CHECKPOINT).is_file() else "new"
+    if not (folder / RESTORED).is_file():
+        return "finished"
+    return "finished (restored)" if (folder / FINAL).is_file() else "finished (restored, no weights)"
 
 
 def write_epoch_log(run_dir: Path, log: List[Dict[str, Any]]) -> None:

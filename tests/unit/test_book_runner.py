@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from gearlib import book
 from gearlib.experiments import open_chapter
+from gearlib.train import store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,3 +80,23 @@ def test_profile_parameters_reach_only_chapters_that_declare_them():
     with_seeds = book.notebook_parameters_of(sources["06_main_results"])
     assert "seeds" in with_seeds and "seeds" in book.PROFILE_PARAMETERS["smoke"]
     assert "seeds" not in book.notebook_parameters_of(sources["01_motivation"])
+
+
+def test_live_chapters_get_the_archived_runs_of_their_profile(tmp_path, monkeypatch, capsys):
+    config = {
+        "method": "gearnn2",
+        "arch": "vgg19",
+        "dataset": "cifar10",
+        "profile": {"name": "cpu"},
+        "seed": 0,
+    }
+    name = store.run_dir_for(config).name
+    record = {"format": 1, "run": name, "files": {"config.json": json.dumps(config), "metrics.json": "{}"}}
+    (tmp_path / "results" / "cpu" / "runs").mkdir(parents=True)
+    (tmp_path / "results" / "cpu" / "runs" / f"{name}.json").write_text(json.dumps(record))
+    monkeypatch.delenv("GEARLIB_RUNS", raising=False)
+    monkeypatch.chdir(tmp_path.parent)  # the store is found under the book's root, not the caller's cwd
+    book.restore_archived_runs(tmp_path, "cpu")
+    assert (tmp_path / "runs" / name / "metrics.json").is_file()
+    assert "restored 1 archived run(s)" in capsys.readouterr().out
+    book.restore_archived_runs(tmp_path, "smoke")  # a profile with no archive: nothing to do

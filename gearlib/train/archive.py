@@ -1,0 +1,139 @@
+"""The run archive: finished runs of the store as one small JSON record each, to commit and restore later.
+
+The run store (`runs/`) is not committed, so a run trained in one session is gone in the next; its archive
+record (config, metrics, epoch log, evaluations; weights only when asked for) brings it back as finished.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from gearlib.train import store
+
+FORMAT = 1
+RESTORED = store.RESTORED
+_SKIPPED = {RESTORED, store.DIVERGED}  # not part of a finished run's record
+
+
+def record_of(run_dir: Path) -> Dict[str, Any]:
+    """The archive record of a finished run: its run name and every text file of its directory."""
+    if store.finished_metrics(run_dir) is None:
+        raise ValueError(f"{run_dir} has not finished (no {store.METRICS}); only finished runs are archived")
+    files = {
+        p.name: p.read_text()
+        for p in sorted(run_dir.iterdir())
+        if p.is_file()
+        and p.suffix in (".json", ".csv")
+        and not p.name.startswith(".")
+        and p.name not in _SKIPPED
+    }
+    return {"format": FORMAT, "run": run_dir.name, "files": files}
+
+
+def export_runs(
+    dest: Path,
+    runs_root: Optional[store.PathLike] = None,
+    profile: Optional[str] = None,
+    patterns: Sequence[str] = (),
+    weights: bool = False,
+    seed: Optional[int] = None,
+) -> List[Path]:
+    """Write the record of every finished run (of `profile` and `seed`, named by one of the glob `patterns`,
+    where given) to `dest/<run>.json`, and with `weights` its final weights to `dest/<run>.pt`. A record
+    that is already there unchanged is not rewritten. Returns the files written."""
+    written: List[Path] = []
+    base = store.runs_dir(runs_root)
+    folders = sorted(p for p in base.iterdir() if (p / store.METRICS).is_file()) if base.is_dir() else []
+    for folder in folders:
+        config = store.read_json(folder / store.CONFIG)
+        wanted = (
+            (not profile or config["profile"]["name"] == profile)
+            and (seed is None or config.get("seed") == seed)
+            and (not patterns or any(fnmatch.fnmatch(folder.name, p) for p in patterns))
+        )
+        if not wanted:
+            continue
+        dest.mkdir(parents=True, exist_ok=True)
+        record, path = record_of(folder), dest / f"{folder.name}.json"
+        if not path.is_file() or store.read_json(path) != record:
+            store.write_json_atomic(path, record)
+            written.append(path)
+        final, copy = folder / store.FINAL, dest / f"{folder.name}.pt"
+        if weights and final.is_file() and not copy.is_file():
+            shutil.copyfile(final, copy)
+            written.append(copy)
+    return written
+
+
+def restore_runs(source: Path, runs_root: Optional[store.PathLike] = None) -> List[Path]:
+    """Recreate, in the run store, every archived run of `source` that the store lacks as a finished run (a
+    finished local run is never overwritten). Returns the run directories restored."""
+    restored: List[Path] = []
+    for path in sorted(source.glob("*.json")) if source.is_dir() else []:
+        record = store.read_json(path)
+        _check(record, path)
+        run_dir = store.runs_dir(runs_root) / record["run"]
+        weights = path.with_suffix(".pt")
+        if (run_dir / store.METRICS).is_file():
+            if restored_without_weights(run_dir) and weights.is_file():  # the archive has gained them since
+                shutil.copyfile(weights, run_dir / store.FINAL)
+            continue
+        run_dir.mkdir(parents=True, exist_ok=True)
+        store.unlink(run_dir / store.CHECKPOINT)  # a half-trained local copy gives way to the finished run
+        store.unlink(run_dir / store.DIVERGED)
+        for name, text in record["files"].items():
+            if name != store.METRICS:
+                _write_text(run_dir / name, text)
+        if weights.is_file():
+            shutil.copyfile(weights, run_dir / store.FINAL)
+        store.write_json_atomic(run_dir / RESTORED, {"from": str(path), "weights": weights.is_file()})
+        _write_text(run_dir / store.METRICS, record["files"][store.METRICS])  # last: marks it finished
+        restored.append(run_dir)
+    return restored
+
+
+def restored_without_weights(run_dir: Path) -> bool:
+    """Whether a run directory was restored from an archive record that carried no weights."""
+    marker = run_dir / RESTORED
+    return marker.is_file() and not (run_dir / store.FINAL).is_file()
+
+
+def final_weights(run_dir: Path) -> Path:
+    """The path of a finished run's final weights; a clear error when the run was restored without them."""
+    path = run_dir / store.FINAL
+    if not path.is_file() and (run_dir / RESTORED).is_file():
+        source = store.read_json(run_dir / RESTORED)["from"]
+        raise FileNotFoundError(
+            f"run {run_dir.name} was restored from {source}, which holds its metrics but not its weights, "
+            f"and this needs the weights (a new evaluation setting, a loss landscape...). Retrain it with "
+            f"`gearlib run ... --force`, or archive it with `gearlib runs export DIR --weights` where it trained"
+        )
+    return path
+
+
+def _check(record: Any, path: Path) -> None:
+    if not isinstance(record, dict) or record.get("format") != FORMAT or not record.get("files"):
+        raise ValueError(
+            f"{path} is not a run archive record of format {FORMAT} (written by `gearlib runs export`)"
+        )
+    files = record["files"]
+    if store.METRICS not in files or store.CONFIG not in files:
+        raise ValueError(
+            f"{path} lacks {store.METRICS} or {store.CONFIG}; export it again from its run store"
+        )
+    expected = store.run_dir_for(json.loads(files[store.CONFIG])).name
+    if record["run"] != expected:
+        raise ValueError(
+            f"{path}: run name {record['run']!r} does not match its config (expected {expected!r}); the "
+            f"record was edited or written by another version of gearlib's run hash"
+        )
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
