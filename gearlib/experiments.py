@@ -115,6 +115,8 @@ class Chapter:
         """One line for the top of every page: profile, dataset, scale, mode."""
         p = self.profile_config
         scale = f"{p.train_subset or 'all'} training images, epochs x{p.epoch_scale:g}"
+        if p.bn_recalibration:  # not the paper's recipe: the page says so (book notes, precise BN)
+            scale += f", BN statistics re-estimated on {p.bn_recalibration} batches after training"
         mode = "replayed from results/" + self.profile if self.replay else "executed live"
         return (
             f"profile **{self.profile}** · dataset **{self.dataset}** · arch {self.arch} · {scale} · {mode}"
@@ -431,7 +433,7 @@ def metrics_table(runs: Dict[str, Dict[str, Any]]) -> Any:
                 "latency (ms)": round(m["latency_ms_per_sample"], 3),
                 "latency spread (ms)": latency_spread(m),
                 "note": "; ".join(
-                    n for n in (early_note(m) if early_point(m) else collapse_note(m), stall_of(m)) if n
+                    n for n in (_accuracy_note(m), stall_note(m.get("timing_stalls") or [])) if n
                 ),
             }
         )
@@ -439,9 +441,9 @@ def metrics_table(runs: Dict[str, Dict[str, Any]]) -> Any:
     return table if table["note"].any() else table.drop(columns="note")
 
 
-def stall_of(m: Dict[str, Any]) -> str:
-    """The note for a run whose training time is not comparable (its stalled epochs), else ''."""
-    return stall_note(m.get("timing_stalls") or [])
+def _accuracy_note(m: Dict[str, Any]) -> str:
+    """Why a run's accuracy means little (at chance, collapsed), or why that is expected (a curve's early point)."""
+    return early_note(m) if early_point(m) else collapse_note(m)
 
 
 def latency_spread(m: Dict[str, Any]) -> Optional[float]:

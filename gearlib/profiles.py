@@ -60,7 +60,11 @@ LAYERS_SHARED_FIELDS = (
 BOOK_FIELDS = ("trend_subset",)
 # Training fields added after runs were stored, with the value that reproduces the older behaviour: a field
 # at that value is left out of a run's identity, so adding a setting does not orphan every stored run.
-NEUTRAL_WHEN_ADDED: Dict[str, Any] = {"lr_scaling": "linear", "growth_ratio_mode": "table1"}
+NEUTRAL_WHEN_ADDED: Dict[str, Any] = {
+    "lr_scaling": "linear",
+    "growth_ratio_mode": "table1",
+    "bn_recalibration": 0,
+}
 LR_SCALINGS = ("linear", "none")
 # table1: gamma of Table 1 (capped, methods.feasible_ratio); fit: the largest gamma up to that whose One-Shot
 # Growth fits memory_budget less memory_margin (gearlib.grow.memory, book/notes/growth.md#notes-growth-memory).
@@ -93,6 +97,10 @@ class Profile:
     nesterov: bool = True
     weight_decay: float = 5e-4
     lr_gamma: float = 0.1
+    # After training, re-estimate BN running statistics over this many clean training batches at the final
+    # weights (gearlib.train.precise_bn; 0 = keep training's moving averages). GEARnn methods only; on only in
+    # smoke, whose 16 steps a phase leave the moving averages far behind the weights.
+    bn_recalibration: int = 0
     amp: bool = True  # mixed precision, used on CUDA only
     channels_last: bool = True  # NHWC layout: faster convolutions on CUDA and on CPUs with oneDNN
     # Growth (Firefly split + new neurons).
@@ -228,6 +236,7 @@ _RANGES: Dict[str, Tuple[float, float]] = {
     "growth_ratio_scale": (0.0, 100.0),
     "memory_margin": (0.0, 0.9),
     "jsd_lambda": (0.0, 1000.0),
+    "bn_recalibration": (0, 10**6),
     "epoch_scale": (0.0, 100.0),
     "epochs_e1": (0, 100000),
     "epochs_e2": (0, 100000),
@@ -348,6 +357,7 @@ _PROFILES: Dict[str, Dict[str, Any]] = {
         device="cpu",
         num_workers=2,
         batch_size=32,  # twice the SGD steps of batch 64 for the same images (the smoke runs learn more)
+        bn_recalibration=16,  # BN statistics over all 512 training images at the final weights
         growth_batch_size=64,  # the machine
         backbone_width=16,
         new_neurons=20,  # the networks

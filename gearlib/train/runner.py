@@ -35,6 +35,7 @@ from gearlib.train import store
 from gearlib.train.archive import final_weights
 from gearlib.train.methods import Step, get_method, growth_fit, plan_for
 from gearlib.train.plan_run import PER_SAMPLE_VIEWS, PlanRun
+from gearlib.train.precise_bn import recalibrate_bn
 from gearlib.train.stage import TrainingDiverged
 
 LOADERS = ("batched", "per-sample")
@@ -282,6 +283,10 @@ def _train_new(
     if not main:
         distributed.barrier()  # until rank 0 has stored the run
         return run_dir, metrics, False
+    if config.family == "gearnn" and p.bn_recalibration:
+        metrics["bn_recalibrated_images"] = recalibrate_bn(
+            execution.model, train_set, p.bn_recalibration, p.batch_size
+        )
     execution.write_log()
     store.write_json_atomic(run_dir / store.WIDTHS, {"final": execution.state.widths})
     final = {k: v.cpu() for k, v in execution.model.state_dict().items()}
