@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -64,7 +65,7 @@ def export_runs(
             written.append(path)
         final, copy = folder / store.FINAL, dest / f"{folder.name}.pt"
         if weights and final.is_file() and not copy.is_file():
-            shutil.copyfile(final, copy)
+            _copy(final, copy)
             written.append(copy)
     return written
 
@@ -80,7 +81,7 @@ def restore_runs(source: Path, runs_root: Optional[store.PathLike] = None) -> Li
         weights = path.with_suffix(".pt")
         if (run_dir / store.METRICS).is_file():
             if restored_without_weights(run_dir) and weights.is_file():  # the archive has gained them since
-                shutil.copyfile(weights, run_dir / store.FINAL)
+                _copy(weights, run_dir / store.FINAL)
             continue
         run_dir.mkdir(parents=True, exist_ok=True)
         store.unlink(run_dir / store.CHECKPOINT)  # a half-trained local copy gives way to the finished run
@@ -89,7 +90,7 @@ def restore_runs(source: Path, runs_root: Optional[store.PathLike] = None) -> Li
             if name != store.METRICS:
                 _write_text(run_dir / name, text)
         if weights.is_file():
-            shutil.copyfile(weights, run_dir / store.FINAL)
+            _copy(weights, run_dir / store.FINAL)
         store.write_json_atomic(run_dir / RESTORED, {"from": str(path), "weights": weights.is_file()})
         _write_text(run_dir / store.METRICS, record["files"][store.METRICS])  # last: marks it finished
         restored.append(run_dir)
@@ -133,7 +134,13 @@ def _check(record: Any, path: Path) -> None:
         )
 
 
+def _copy(source: Path, target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    shutil.copyfile(source, tmp)
+    tmp.replace(target)
+
+
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # two streams may restore the same run at once
     tmp.write_text(text)
     tmp.replace(path)
