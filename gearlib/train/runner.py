@@ -278,15 +278,17 @@ def _train_new(
     )  # fmt: skip
     report = execution.execute(config.method)
     metrics = _training_metrics(config, execution, report, plan, train_set)
+    if (
+        config.family == "gearnn" and p.bn_recalibration
+    ):  # every rank alike (the same images), before checksums
+        metrics["bn_recalibrated_images"] = recalibrate_bn(
+            execution.model, train_set, p.bn_recalibration, p.batch_size
+        )
     if config.world_size > 1:  # widths and weight checksums of every rank (they must agree)
         metrics["distributed"] = distributed.rank_states(execution.model, execution.state.widths)
     if not main:
         distributed.barrier()  # until rank 0 has stored the run
         return run_dir, metrics, False
-    if config.family == "gearnn" and p.bn_recalibration:
-        metrics["bn_recalibrated_images"] = recalibrate_bn(
-            execution.model, train_set, p.bn_recalibration, p.batch_size
-        )
     execution.write_log()
     store.write_json_atomic(run_dir / store.WIDTHS, {"final": execution.state.widths})
     final = {k: v.cpu() for k, v in execution.model.state_dict().items()}

@@ -114,7 +114,11 @@ def test_new_settings_keep_the_single_process_run_directories():
         ): "groupnl-resnet18-synthetic-smoke-23b2470528c8",  # smoke's layers_width 8 -> 16 in 80db0fb
     }
     for (method, profile), name in expected.items():
-        assert store.run_dir_for(make_config(method, profile).training_dict(), "/r").name == name
+        # smoke's bn_recalibration (16 since precise BN landed) is a new training setting: at its neutral 0 the
+        # old identity must come back, so the override tests exactly that
+        overrides = ["bn_recalibration=0"] if method.startswith("gearnn") else []
+        config = make_config(method, profile, overrides=overrides)
+        assert store.run_dir_for(config.training_dict(), "/r").name == name
     base = make_config("gearnn2", "smoke", world_size=1).training_dict()
     for changed in (
         make_config("gearnn2", "smoke", world_size=2),
