@@ -9,7 +9,6 @@ import http.server
 import os
 import shutil
 import threading
-import warnings
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
@@ -115,14 +114,7 @@ def _check_page(browser, server: str, page_path: str) -> list:
         cells = page.eval_on_selector_all(".cell_output table td", "els => els.map(e => e.innerText.trim())")
         problems += [f"{page_path}: a table cell reads {c!r}" for c in sorted(set(cells) & MISSING_TEXT)]
         meaningless = [c for c in cells if c.startswith(("at chance:", "collapsed:"))]
-        if meaningless and "profile smoke" in page.inner_text("body"):
-            # The smoke book still has runs that cannot learn in its 16 steps a phase (see the README);
-            # they are listed, not failed, until that is fixed. Every other book fails on them.
-            warnings.warn(f"{page_path}: smoke runs at chance or collapsed: {meaningless}", stacklevel=2)
-        else:
-            problems += [
-                f"{page_path}: a results table shows a run that means nothing: {c}" for c in meaningless
-            ]
+        problems += [f"{page_path}: a results table shows a run that means nothing: {c}" for c in meaningless]
         if "Traceback (most recent call last)" in page.inner_text("body"):
             problems.append(f"{page_path}: a traceback is shown to the reader")
     page.screenshot(path=str(SHOTS / (page_path.replace("/", "_") + ".png")), full_page=True)
