@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from gearlib.train import store
 
 FORMAT = 1
-RESTORED = store.RESTORED
-_SKIPPED = {RESTORED, store.DIVERGED}  # not part of a finished run's record
+_SKIPPED = {store.RESTORED, store.DIVERGED}  # not part of a finished run's record
 
 
 def record_of(run_dir: Path) -> Dict[str, Any]:
@@ -65,7 +62,7 @@ def export_runs(
             written.append(path)
         final, copy = folder / store.FINAL, dest / f"{folder.name}.pt"
         if weights and final.is_file() and not copy.is_file():
-            _copy(final, copy)
+            store.copy_atomic(final, copy)
             written.append(copy)
     return written
 
@@ -81,33 +78,35 @@ def restore_runs(source: Path, runs_root: Optional[store.PathLike] = None) -> Li
         weights = path.with_suffix(".pt")
         if (run_dir / store.METRICS).is_file():
             if restored_without_weights(run_dir) and weights.is_file():  # the archive has gained them since
-                _copy(weights, run_dir / store.FINAL)
+                store.copy_atomic(weights, run_dir / store.FINAL)
             continue
         run_dir.mkdir(parents=True, exist_ok=True)
         store.unlink(run_dir / store.CHECKPOINT)  # a half-trained local copy gives way to the finished run
         store.unlink(run_dir / store.DIVERGED)
         for name, text in record["files"].items():
             if name != store.METRICS:
-                _write_text(run_dir / name, text)
+                store.write_text_atomic(run_dir / name, text)
         if weights.is_file():
-            _copy(weights, run_dir / store.FINAL)
-        store.write_json_atomic(run_dir / RESTORED, {"from": str(path), "weights": weights.is_file()})
-        _write_text(run_dir / store.METRICS, record["files"][store.METRICS])  # last: marks it finished
+            store.copy_atomic(weights, run_dir / store.FINAL)
+        store.write_json_atomic(run_dir / store.RESTORED, {"from": str(path), "weights": weights.is_file()})
+        store.write_text_atomic(
+            run_dir / store.METRICS, record["files"][store.METRICS]
+        )  # last: marks it finished
         restored.append(run_dir)
     return restored
 
 
 def restored_without_weights(run_dir: Path) -> bool:
     """Whether a run directory was restored from an archive record that carried no weights."""
-    marker = run_dir / RESTORED
+    marker = run_dir / store.RESTORED
     return marker.is_file() and not (run_dir / store.FINAL).is_file()
 
 
 def final_weights(run_dir: Path) -> Path:
     """The path of a finished run's final weights; a clear error when the run was restored without them."""
     path = run_dir / store.FINAL
-    if not path.is_file() and (run_dir / RESTORED).is_file():
-        source = store.read_json(run_dir / RESTORED)["from"]
+    if not path.is_file() and (run_dir / store.RESTORED).is_file():
+        source = store.read_json(run_dir / store.RESTORED)["from"]
         raise FileNotFoundError(
             f"run {run_dir.name} was restored from {source}, which holds its metrics but not its weights, "
             f"and this needs the weights (a new evaluation setting, a loss landscape...). Retrain it with "
@@ -132,15 +131,3 @@ def _check(record: Any, path: Path) -> None:
             f"{path}: run name {record['run']!r} does not match its config (expected {expected!r}); the "
             f"record was edited or written by another version of gearlib's run hash"
         )
-
-
-def _copy(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    shutil.copyfile(source, tmp)
-    tmp.replace(target)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # two streams may restore the same run at once
-    tmp.write_text(text)
-    tmp.replace(path)

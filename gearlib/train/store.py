@@ -10,6 +10,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
@@ -58,17 +59,34 @@ def latest_evaluation(run_dir: Path) -> Dict[str, Any]:
     return read_json(files[-1]) if files else {}
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+def _temporary(path: Path) -> Path:
+    """A per-process name beside `path` (two streams may write the same run at once), renamed over it."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` so that a reader sees the old file or the whole new one, never half of it."""
+    tmp = _temporary(path)
     with open(tmp, "w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True, default=str)
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
 
 
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def copy_atomic(source: Path, target: Path) -> None:
+    """Copy a file as write_text_atomic writes one."""
+    tmp = _temporary(target)
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
 def save_torch_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = _temporary(path)
     torch.save(obj, tmp)
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
