@@ -254,6 +254,10 @@ def _arch_results(
         f"{arch}_widened_passes_over_epoch": (best["widened_epoch"] + best["widened_score"]) / best["epoch"],
         # the growth step over the least its two passes can cost (the widened network's two passes)
         f"{arch}_growth_over_floor": growth / (best["widened_epoch"] + best["widened_score"]),
+        # memory written by the candidate's forward over the floor network's (see _forward_elements)
+        f"{arch}_candidate_over_widened_forward_elements": _forward_elements(
+            model, widened, x, args.new_neurons
+        ),
         f"{arch}_growth_s": growth,
         # estimated from the passes above at the paper's CIFAR-10 epochs; beside gearnn2_growth_share_paper
         f"{arch}_gearnn2_growth_share": gearnn2_growth_share(best, PAPER_EPOCHS["cifar10"]["gearnn2"]),
@@ -300,6 +304,43 @@ def _forward_flops(model: Any, grown: Any, x: Any, new_neurons: int) -> Optional
         counts.append(counter.get_total_flops())
     grown.train()
     return counts[0] / counts[1]
+
+
+def elements_written(net: Any, x: Any) -> Optional[int]:
+    """Tensor elements that every op of one no-grad eval forward pass of `net` on `x` writes (its outputs
+    counted, views included), or None where torch lacks the dispatch hook."""
+    import torch
+
+    try:
+        from torch.utils._python_dispatch import TorchDispatchMode
+    except ImportError:  # pragma: no cover - older torch
+        return None
+
+    class _Count(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            out = func(*args, **(kwargs or {}))
+            outs = out if isinstance(out, (tuple, list)) else (out,)
+            self.total += sum(t.numel() for t in outs if isinstance(t, torch.Tensor))
+            return out
+
+    was_training = net.training
+    with torch.no_grad(), _Count() as counter:
+        net.eval()(x)
+    net.train(was_training)
+    return counter.total
+
+
+def _forward_elements(model: Any, widened: Any, x: Any, new_neurons: int) -> Optional[float]:
+    """elements_written by the candidate network's forward (as in perturbation training) over the widened
+    network's (same batch): how much more memory it writes than the floor. Well above 1, the 2c + K layout's
+    traffic is a likely part of growth_over_floor on memory-bound thin networks; near or under 1 (BN folded
+    into the candidate's convolutions) it is not."""
+    from gearlib.grow.candidate import Candidate
+
+    candidate, floor = elements_written(Candidate(model, new_neurons), x), elements_written(widened, x)
+    return candidate / floor if candidate and floor else None
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:

@@ -52,6 +52,7 @@ def test_bench_grow_reports_ratios_and_the_widened_reference(capsys):
     floor = out["resnet18_widened_epoch_s"] + out["resnet18_widened_score_s"]
     assert out["resnet18_growth_over_floor"] == pytest.approx(out["resnet18_growth_s"] / floor)
     assert out["resnet18_size_after"] > out["resnet18_size_before"]
+    assert out["resnet18_candidate_over_widened_forward_elements"] > 1
     # the growth step's share of a GEARnn-2 run at the paper's epochs, beside Table 6's (10 of 53 minutes)
     assert out["gearnn2_growth_share_paper"] == pytest.approx(10 / 53)
     assert out["resnet18_era_epoch_s"] > 0 and out["resnet18_backbone_epoch_s"] > 0
@@ -88,3 +89,21 @@ def test_corrupt_checks_its_arguments_before_reading_data(tmp_path, capsys, opti
     err = capsys.readouterr().err.strip()
     assert err.startswith("gearlib corrupt: error: ") and says in err
     assert "not found" not in err and "\n" not in err
+
+
+def test_elements_written_counts_each_ops_output():
+    """One bias-free convolution writes exactly its output; the candidate network of a thin VGG-19 writes
+    more than the plain network K channels wider (its units carry 2c + K channels), well under 4x."""
+    import torch
+
+    from gearlib.bench.grow import _forward_elements, elements_written
+    from gearlib.models import build
+
+    conv = torch.nn.Conv2d(3, 5, 3, padding=1, bias=False)
+    assert elements_written(conv, torch.randn(2, 3, 8, 8)) == 2 * 5 * 8 * 8
+    assert conv.training  # the count leaves the module's mode as it was
+    torch.manual_seed(0)
+    model = build("vgg19", 8, num_classes=10, input_size=32)
+    widened = build("vgg19", [w + 8 for w in model.widths], num_classes=10, input_size=32)
+    ratio = _forward_elements(model, widened, torch.randn(4, 3, 32, 32), 8)
+    assert (2 * 8 + 8) / (8 + 8) < ratio < 4
