@@ -29,9 +29,12 @@ def recalibrate_bn(
     batches: int,
     batch_size: int,
     device: Optional[torch.device] = None,
+    seed: int = 0,
 ) -> int:
-    """Replace the running statistics of every BN layer by their average over the first `batches` batches of
-    `images` (clean, in dataset order), forwarded in training mode; weights are not changed.
+    """Replace the running statistics of every BN layer by their average over `batches` batches of clean
+    `images` drawn in a seeded random order, forwarded in training mode; weights are not changed. Not in
+    dataset order: image-folder datasets are sorted by class, and one-class batches give BN a per-batch
+    variance far below the mixed batches of training.
 
     Args:
         model: the trained network (left in the mode it was in).
@@ -39,6 +42,7 @@ def recalibrate_bn(
         batches: how many batches to average over (0: leave the model as it is).
         batch_size: images per batch, as in training (BN's statistics depend on it).
         device: where to forward (default: the model's device).
+        seed: seeds the draw (runs pass their own seed, so ranks and re-runs use the same images).
 
     Returns:
         The number of images used.
@@ -47,7 +51,8 @@ def recalibrate_bn(
     if batches <= 0 or not layers:
         return 0
     x, _ = images.tensors()
-    x = x[: batches * batch_size]
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    x = x[order[: batches * batch_size]]
     device = device or next(model.parameters()).device
     momenta = [layer.momentum for layer in layers]
     for layer in layers:

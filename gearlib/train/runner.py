@@ -282,7 +282,7 @@ def _train_new(
         config.family == "gearnn" and p.bn_recalibration
     ):  # every rank alike (the same images), before checksums
         metrics["bn_recalibrated_images"] = recalibrate_bn(
-            execution.model, train_set, p.bn_recalibration, p.batch_size
+            execution.model, train_set, p.bn_recalibration, p.batch_size, seed=config.seed
         )
     if config.world_size > 1:  # widths and weight checksums of every rank (they must agree)
         metrics["distributed"] = distributed.rank_states(execution.model, execution.state.widths)

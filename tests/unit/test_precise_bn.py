@@ -32,10 +32,11 @@ def test_running_statistics_become_the_mean_of_the_batches_and_weights_stay():
         k: v.clone() for k, v in net.state_dict().items() if "running" not in k and "num_batches" not in k
     }
     net.eval()
-    assert recalibrate_bn(net, data, batches=2, batch_size=8) == 16  # the first two batches only
+    assert recalibrate_bn(net, data, batches=2, batch_size=8, seed=3) == 16  # two batches only
     assert not net.training and bn.momentum == 0.1  # mode and momentum restored
+    drawn = data.images[torch.randperm(len(data.images), generator=torch.Generator().manual_seed(3))]
     with torch.no_grad():
-        features = [net[0](to_float(data.images[i : i + 8])) for i in (0, 8)]
+        features = [net[0](to_float(drawn[i : i + 8])) for i in (0, 8)]
     means = torch.stack([f.mean(dim=(0, 2, 3)) for f in features])
     variances = torch.stack([f.var(dim=(0, 2, 3), unbiased=True) for f in features])
     torch.testing.assert_close(bn.running_mean, means.mean(0))
@@ -43,6 +44,18 @@ def test_running_statistics_become_the_mean_of_the_batches_and_weights_stay():
     for k, v in net.state_dict().items():
         if k in weights:
             assert torch.equal(v, weights[k]), k
+
+
+def test_batches_mix_the_classes_of_a_class_sorted_dataset():
+    """An image-folder dataset lists its images class by class; the batches must not."""
+    images = torch.zeros(40, 3, 4, 4, dtype=torch.uint8)
+    images[20:] = 255  # class 0 all black, class 1 all white, in that order
+    labels = torch.tensor([0] * 20 + [1] * 20)
+    data = ImageDataset(images, labels, ["black", "white"], "sorted")
+    net = nn.Sequential(nn.BatchNorm2d(3))
+    recalibrate_bn(net, data, batches=2, batch_size=10)  # half the images: in dataset order, all black
+    assert 0.2 < float(net[0].running_mean.mean()) < 0.8  # black and white both seen
+    assert float(net[0].running_var.mean()) > 0.1  # mixed batches: the two classes' spread
 
 
 def test_zero_batches_or_no_batchnorm_leave_the_model_alone():
