@@ -11,7 +11,11 @@
 # reading, over seeds 0 and 1 (chapter 18; the profile's layers_arch, so `-` in the arch column too). The
 # chapter itself retrains a diverged layer type at half the lr.
 #
-# Each line is `method arch seed`; a finished run is skipped (the run store is keyed by its training
+# Streams trend-a and trend-b train what chapters 6-8 need beyond that: Table 2's MobileNet-V1 and ResNet-18
+# rows and Table 3's K = 40 runs on the profile's trend_subset (4,000 images; the chapters pass the same
+# settings, so they find these runs), and Table 4's other N-shot runs (N = 2 and 4, seed 0).
+#
+# Each line is `method arch seed [setting=value ...]`; a finished run is skipped (the run store is keyed by its training
 # settings), an interrupted one resumes from its last finished stage. A Small baseline trains the GEARnn-2
 # run whose topology it copies if that is missing, so each stream trains its own GEARnn-2 runs first.
 # Then `make book PROFILE=cpu` executes the chapters, finds these runs and writes results/cpu/.
@@ -74,6 +78,30 @@ ghost - 0
 monocnn - 0
 ghost - 1
 "
+stream_trend_a="
+gearnn2 mobilenet_v1 0 train_subset=4000
+small-clean mobilenet_v1 0 train_subset=4000
+small-augmix mobilenet_v1 0 train_subset=4000
+gearnn1 mobilenet_v1 0 train_subset=4000
+gearnn2-n2 vgg19 0
+gearnn1-n2 vgg19 0
+gearnn2 mobilenet_v1 0 new_neurons=40 train_subset=4000
+small-clean mobilenet_v1 0 new_neurons=40 train_subset=4000
+small-augmix mobilenet_v1 0 new_neurons=40 train_subset=4000
+gearnn1 mobilenet_v1 0 new_neurons=40 train_subset=4000
+"
+stream_trend_b="
+gearnn2 resnet18 0 train_subset=4000
+small-clean resnet18 0 train_subset=4000
+small-augmix resnet18 0 train_subset=4000
+gearnn1 resnet18 0 train_subset=4000
+gearnn2-n4 vgg19 0
+gearnn1-n4 vgg19 0
+gearnn2 vgg19 0 new_neurons=40 train_subset=4000
+small-clean vgg19 0 new_neurons=40 train_subset=4000
+small-augmix vgg19 0 new_neurons=40 train_subset=4000
+gearnn1 vgg19 0 new_neurons=40 train_subset=4000
+"
 case "${1:-}" in
     a) queue="$stream_a" ;;
     b) queue="$stream_b" ;;
@@ -81,21 +109,25 @@ case "${1:-}" in
     adv-b) queue="$stream_adv_b" ;;
     layers-a) queue="$stream_layers_a" ;;
     layers-b) queue="$stream_layers_b" ;;
-    *) echo "usage: $0 a|b|adv-a|adv-b|layers-a|layers-b   (two streams per part, one per core)" >&2; exit 2 ;;
+    trend-a) queue="$stream_trend_a" ;;
+    trend-b) queue="$stream_trend_b" ;;
+    *) echo "usage: $0 a|b|adv-a|adv-b|layers-a|layers-b|trend-a|trend-b   (two streams per part, one per core)" >&2; exit 2 ;;
 esac
 
 mkdir -p "$ARCHIVE"
 .venv/bin/gearlib runs import "$ARCHIVE"
-echo "$queue" | while read -r method arch seed; do
+echo "$queue" | while read -r method arch seed settings; do
     [ -n "$method" ] || continue
-    echo "$(date -u +%FT%TZ) start $method $arch seed $seed"
+    echo "$(date -u +%FT%TZ) start $method $arch seed $seed $settings"
     arch_flag=()
     [ "$arch" = "-" ] || arch_flag=(--arch "$arch")
-    if .venv/bin/gearlib run "$method" --profile cpu "${arch_flag[@]}" --dataset cifar10 --set "seed=$seed" --no-progress; then
-        echo "$(date -u +%FT%TZ) done $method $arch seed $seed"
+    set_flags=(--set "seed=$seed")
+    for setting in $settings; do set_flags+=(--set "$setting"); done
+    if .venv/bin/gearlib run "$method" --profile cpu "${arch_flag[@]}" --dataset cifar10 "${set_flags[@]}" --no-progress; then
+        echo "$(date -u +%FT%TZ) done $method $arch seed $seed $settings"
         .venv/bin/gearlib runs export "$ARCHIVE" --profile cpu
         .venv/bin/gearlib runs export "$ARCHIVE" --profile cpu --seed 0 --weights
     else  # e.g. a diverged run (sinefm-raw): stored as such; the chapter shows it, the stream goes on
-        echo "$(date -u +%FT%TZ) failed $method $arch seed $seed"
+        echo "$(date -u +%FT%TZ) failed $method $arch seed $seed $settings"
     fi
 done
