@@ -16,8 +16,8 @@ convolution of the old inputs and one of the new inputs, and no per-channel work
 In the perturbation-training pass a 1x1 convolution or linear layer reading a growable unit goes further: one
 convolution of all 2c+K inputs (the old-input weights repeated for originals and copies) replaces the sum of
 originals and copies, the second convolution and the add. That is 1.44x the multiply-adds at c = 24, K = 30
-but less memory traffic: the MobileNet-V1 perturbation pass ran 0.84-0.86x as long at those widths (one
-thread); with 3x3 convolutions it was no faster (VGG-19 1.07x, ResNet-18 0.97-1.03x, within this machine's
+but less memory traffic: the MobileNet-V1 perturbation pass ran 0.84-0.87x as long at those widths (one
+thread; at c = 16, K = 20 the change was within noise); with 3x3 convolutions it was no faster (VGG-19 1.07x, ResNet-18 0.97-1.03x, within this machine's
 noise), so they keep the two convolutions.
 """
 
