@@ -17,8 +17,8 @@ In the perturbation-training pass a 1x1 convolution or linear layer reading a gr
 convolution of all 2c+K inputs (the old-input weights repeated for originals and copies) replaces the sum of
 originals and copies, the second convolution and the add. That is 1.44x the multiply-adds at c = 24, K = 30
 but less memory traffic: the MobileNet-V1 perturbation pass ran 0.84-0.87x as long at those widths (one
-thread; at c = 16, K = 20 the change was within noise); with 3x3 convolutions it was no faster (VGG-19 1.07x, ResNet-18 0.97-1.03x, within this machine's
-noise), so they keep the two convolutions.
+thread; at c = 16, K = 20 the change was within noise). Fusing the 3x3 convolutions as well made the pass
+1.06x (VGG-19) and 1.03x (ResNet-18) as long, so they keep the two convolutions.
 """
 
 from __future__ import annotations
