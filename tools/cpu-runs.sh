@@ -15,6 +15,10 @@
 # rows and Table 3's K = 40 runs on the profile's trend_subset (4,000 images; the chapters pass the same
 # settings, so they find these runs), and Table 4's other N-shot runs (N = 2 and 4, seed 0).
 #
+# Streams claims-a and claims-b train the rest of what the claims page (chapter 13) reads: GEARnn-1 3-shot's
+# seeds 1 and 2, and the seed-0 arms of the ablation (Table 7) and of Small(ERA) (Table 9), so that chapter
+# can be executed before chapters 6-12.
+#
 # Each line is `method arch seed [setting=value ...]`; a finished run is skipped (the run store is keyed by its training
 # settings), an interrupted one resumes from its last finished stage. A Small baseline trains the GEARnn-2
 # run whose topology it copies if that is missing, so each stream trains its own GEARnn-2 runs first.
@@ -102,6 +106,17 @@ small-clean vgg19 0 new_neurons=40 train_subset=4000
 small-augmix vgg19 0 new_neurons=40 train_subset=4000
 gearnn1 vgg19 0 new_neurons=40 train_subset=4000
 "
+stream_claims_a="
+gearnn1-n3 vgg19 1
+small-era vgg19 0
+phase1-vanilla vgg19 0
+phase2-era vgg19 0
+"
+stream_claims_b="
+gearnn1-n3 vgg19 2
+phase2-augmix vgg19 0
+vanilla-augmix vgg19 0
+"
 case "${1:-}" in
     a) queue="$stream_a" ;;
     b) queue="$stream_b" ;;
@@ -111,7 +126,9 @@ case "${1:-}" in
     layers-b) queue="$stream_layers_b" ;;
     trend-a) queue="$stream_trend_a" ;;
     trend-b) queue="$stream_trend_b" ;;
-    *) echo "usage: $0 a|b|adv-a|adv-b|layers-a|layers-b|trend-a|trend-b   (two streams per part, one per core)" >&2; exit 2 ;;
+    claims-a) queue="$stream_claims_a" ;;
+    claims-b) queue="$stream_claims_b" ;;
+    *) echo "usage: $0 a|b|adv-a|adv-b|layers-a|layers-b|trend-a|trend-b|claims-a|claims-b   (two streams per part, one per core)" >&2; exit 2 ;;
 esac
 
 mkdir -p "$ARCHIVE"
