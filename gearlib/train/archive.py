@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from gearlib.measure.timer import stalled_epochs
 from gearlib.train import store
 
 FORMAT = 1
@@ -131,3 +132,40 @@ def _check(record: Any, path: Path) -> None:
             f"{path}: run name {record['run']!r} does not match its config (expected {expected!r}); the "
             f"record was edited or written by another version of gearlib's run hash"
         )
+
+
+def training_totals(results: Path) -> List[Dict[str, Any]]:
+    """What the runs behind a results folder cost to train, per family (gearnn, adversarial, layers): runs,
+    training wall seconds and how many runs were flagged as stalled (counted with their wall time as
+    measured). It reads the chapters' results (`results/<profile>/*.json`) and the run archive under them
+    (`runs/*.json`), counting a run once (by its run hash) however many chapters report it."""
+    runs: Dict[str, Dict[str, Any]] = {}
+    for path in sorted((results / "runs").glob("*.json")):
+        record = store.read_json(path)
+        _check(record, path)
+        metrics = json.loads(record["files"][store.METRICS])
+        config = json.loads(record["files"][store.CONFIG])
+        log = store.parse_epoch_log(record["files"].get(store.LOG, ""))
+        stalls = stalled_epochs(log, cpu_device=config["profile"]["device"] == "cpu")
+        runs[record["run"].rsplit("-", 1)[-1]] = _cost("gearnn", metrics["train_seconds"], stalls)
+    for path in sorted(results.glob("*.json")):
+        record = store.read_json(path)
+        if isinstance(record, dict) and record.get("run_hash") and record.get("train_seconds") is not None:
+            stalls = record.get("timing_stalls")
+            if stalls is None:  # a result stored before the stall check: judged from its epoch log
+                stalls = stalled_epochs(record.get("epochs", []), cpu_device=False)
+            family = record.get("family", "gearnn")
+            runs.setdefault(record["run_hash"], _cost(family, record["train_seconds"], stalls))
+    totals: Dict[str, Dict[str, Any]] = {}
+    for run in runs.values():
+        row = totals.setdefault(
+            run["family"], {"family": run["family"], "runs": 0, "seconds": 0.0, "stalled": 0}
+        )
+        row["runs"] += 1
+        row["seconds"] += run["seconds"]
+        row["stalled"] += run["stalled"]
+    return [totals[f] for f in sorted(totals)]
+
+
+def _cost(family: str, seconds: float, stalls: Any) -> Dict[str, Any]:
+    return {"family": family, "seconds": float(seconds), "stalled": int(bool(stalls))}

@@ -59,6 +59,9 @@ def add_parser(sub: Any) -> None:
     restore.add_argument("source", help="a folder of records written by `gearlib runs export`")
     restore.add_argument("--runs-dir", default=None, dest="runs_dir_", help="runs directory (default ./runs)")
     restore.set_defaults(func=import_command)
+    total = action.add_parser("total", help="what the runs behind a results folder cost to train, per family")
+    total.add_argument("results", help="a results folder, e.g. results/cpu (with its archive under runs/)")
+    total.set_defaults(func=total_command)
     methods = sub.add_parser("methods", help="list the methods `gearlib run` knows")
     methods.set_defaults(func=methods_command)
 
@@ -254,6 +257,32 @@ def import_command(args: argparse.Namespace) -> int:
     print(f"{len(restored)} run(s) restored into {runs_dir(_runs_root(args))} from {source}")
     for run_dir in restored:
         print(f"  {run_dir.name}")
+    return 0
+
+
+def total_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from gearlib.train.archive import training_totals
+
+    folder = Path(args.results)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a results folder (e.g. results/cpu)")
+    rows = training_totals(folder)
+    if not rows:
+        print(f"no run with a training time under {folder}")
+        return 0
+    frame = pd.DataFrame(rows).set_index("family")
+    frame.loc["all"] = frame.sum()
+    frame["hours"] = (frame["seconds"] / 3600).round(2)
+    frame["seconds"] = frame["seconds"].round(0).astype(int)
+    print(frame.to_string())
+    print(
+        "Training wall time only (evaluation and chapter execution not counted); a run on one thread costs "
+        "its hours in core-hours. Stalled runs count with the wall time they took."
+    )
     return 0
 
 

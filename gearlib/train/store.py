@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -162,11 +163,12 @@ def write_epoch_log(run_dir: Path, log: List[Dict[str, Any]]) -> None:
 def read_epoch_log(run_dir: Path) -> List[Dict[str, Any]]:
     """The rows of a run's epochs.csv (numbers parsed), or [] before its first epoch."""
     path = run_dir / LOG
-    if not path.is_file():
-        return []
-    with open(path) as handle:
-        rows = list(csv.DictReader(handle))
-    return [{k: _number(v) for k, v in row.items()} for row in rows]
+    return parse_epoch_log(path.read_text()) if path.is_file() else []
+
+
+def parse_epoch_log(text: str) -> List[Dict[str, Any]]:
+    """The rows of an epochs.csv text (numbers parsed), e.g. from a run's archive record."""
+    return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text))]
 
 
 def _number(text: str) -> Any:

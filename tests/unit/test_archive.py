@@ -114,3 +114,23 @@ def test_cli_exports_by_profile_and_imports(trained, tmp_path, capsys):
     assert "restored, no weights" in capsys.readouterr().out
     assert main(["runs", "import", str(tmp_path / "nowhere")]) == 2
     assert "is not a folder of run records" in capsys.readouterr().err
+
+
+def test_training_totals_count_each_run_once_per_family(trained, tmp_path, capsys):
+    results = tmp_path / "results"
+    archive.export_runs(results / "runs", trained)
+    small = run_experiment(_config("small-clean"), trained, progress=False)
+    archived = sum(store.read_json(p / store.METRICS)["train_seconds"] for p in trained.iterdir())
+    # A chapter's result of an archived run counts once; another family's run counts in its own row.
+    chapter = {"run_hash": small.run_dir.name.rsplit("-", 1)[-1], "train_seconds": 1e6, "family": "gearnn"}
+    (results / "small-clean-vgg19-synthetic-seed0.json").write_text(json.dumps(chapter))
+    (results / "float-seed0.json").write_text(
+        json.dumps({"run_hash": "abc", "train_seconds": 30.0, "family": "adversarial"})
+    )
+    (results / "landscape.json").write_text(json.dumps({"alphas": [0.0]}))  # not a run: skipped
+    rows = {r["family"]: r for r in archive.training_totals(results)}
+    assert rows["gearnn"]["runs"] == 2 and rows["gearnn"]["seconds"] == pytest.approx(archived)
+    assert rows["adversarial"] == {"family": "adversarial", "runs": 1, "seconds": 30.0, "stalled": 0}
+    assert main(["runs", "total", str(results)]) == 0
+    total = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("all ")]
+    assert total and total[0][1] == "3"  # runs: two archived gearnn runs and the adversarial one
