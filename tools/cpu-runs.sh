@@ -108,9 +108,9 @@ gearnn1 vgg19 0 new_neurons=40 train_subset=4000
 "
 stream_claims_a="
 gearnn1-n3 vgg19 1
-small-era vgg19 0
-phase1-vanilla vgg19 0
 phase2-era vgg19 0
+phase1-vanilla vgg19 0
+small-era vgg19 0
 "
 stream_claims_b="
 gearnn1-n3 vgg19 2
