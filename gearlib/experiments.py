@@ -546,10 +546,30 @@ def early_point(m: Dict[str, Any]) -> bool:
     return sum(step.get("epochs", 0) for step in plan if step.get("kind") == "train") < EARLY_EPOCHS
 
 
+def short_schedule(m: Dict[str, Any]) -> bool:
+    """True for a fixed network (no growth) trained from scratch for at most its profile's E_R epochs."""
+    plan = m.get("plan") or []
+    if not plan or m.get("family") in ("adversarial", "layers") or any(s.get("kind") == "grow" for s in plan):
+        return False
+    budget = get_profile(m["profile"]).epochs("gearnn2", m["dataset"])["ER"]
+    return sum(step.get("epochs", 0) for step in plan if step.get("kind") == "train") <= budget
+
+
+def floor_note(m: Dict[str, Any]) -> str:
+    """'under the floor: ...' for a run below its profile's `clean_floor` (short schedules excepted), else ''."""
+    floor = get_profile(m["profile"]).clean_floor
+    if not floor or m["clean_acc"] >= floor or short_schedule(m):
+        return ""
+    return (
+        f"under the floor: {m['clean_acc']:.1f}% clean, below the {m['profile']} profile's {floor:g}% "
+        f"(profile setting clean_floor)"
+    )
+
+
 def audit_results(folder: PathLike, seeds: Sequence[int] = (0, 1, 2)) -> List[str]:
     """What is wrong with the results under `folder` (one line each): missing fields, runs at chance or
-    collapsed (early points excepted, see `early_point`), and seeded runs (claims.SEEDED_RUNS) lacking a
-    seed."""
+    collapsed (early points excepted, see `early_point`), runs under their profile's clean-accuracy floor
+    (short schedules excepted, see `short_schedule`), and seeded runs (claims.SEEDED_RUNS) lacking a seed."""
     problems: List[str] = []
     names = set()
     for path in sorted(Path(folder).glob("*.json")):
@@ -568,6 +588,8 @@ def audit_results(folder: PathLike, seeds: Sequence[int] = (0, 1, 2)) -> List[st
         note = collapse_note(record)
         if note and not early_point(record):
             problems.append(f"{path.name}: {note}")
+        elif floor_note(record):
+            problems.append(f"{path.name}: {floor_note(record)}")
     for name in sorted(names):
         for method in SEEDED_RUNS:
             prefix = f"{method}-vgg19-"

@@ -57,7 +57,7 @@ LAYERS_SHARED_FIELDS = (
     "era_width", "era_depth", "era_views", "lr_scaling",
 )  # fmt: skip
 # Fields only the book reads (which runs it asks for), never training or evaluation.
-BOOK_FIELDS = ("trend_subset",)
+BOOK_FIELDS = ("trend_subset", "clean_floor")
 # Training fields added after runs were stored, with the value that reproduces the older behaviour: a field
 # at that value is left out of a run's identity, so adding a setting does not orphan every stored run.
 NEUTRAL_WHEN_ADDED: Dict[str, Any] = {
@@ -134,6 +134,10 @@ class Profile:
     # Training images of the book's runs that only illustrate a trend (Table 8's sweep, Appendix C's curves,
     # the K = 40 runs, the other architectures); 0 = train_subset.
     trend_subset: int = 0
+    # Lowest clean accuracy (%) the book accepts of a finished run on this profile: the results audit flags
+    # one under it, except a fixed network trained from scratch for at most E_R epochs (the start of
+    # Appendix C's curves, Table 7's ERA-only and AugMix-only arms). 0 = only the at-chance check.
+    clean_floor: float = 0.0
     test_subset: int = 0
     robust_per_block: int = 0  # images per (corruption, severity) block for robust accuracy; 0 = all
     latency_iters: int = 200  # timed single-sample forwards per window
@@ -244,6 +248,7 @@ _RANGES: Dict[str, Tuple[float, float]] = {
     "epochs_small": (0, 100000),
     "train_subset": (0, 10**9),
     "trend_subset": (0, 10**9),
+    "clean_floor": (0.0, 100.0),
     "test_subset": (0, 10**9),
     "robust_per_block": (0, 10**9),
     "latency_iters": (1, 10**6),
@@ -392,6 +397,7 @@ _PROFILES: Dict[str, Dict[str, Any]] = {
         epoch_scale=0.1,
         train_subset=10000,
         trend_subset=4000,
+        clean_floor=30.0,
         test_subset=2000,
         robust_per_block=200,
         latency_iters=50,

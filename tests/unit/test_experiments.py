@@ -33,6 +33,7 @@ from gearlib.experiments import (
     sweep,
 )
 from gearlib.models import widths_of
+from gearlib.profiles import get_profile
 from gearlib.train.methods import METHODS
 
 matplotlib.use("Agg")
@@ -295,9 +296,32 @@ def test_audit_results_finds_chance_missing_fields_and_missing_seeds(tmp_path):
     assert "gearnn2-vgg19-synthetic-seed0.json" not in problems
 
 
+def test_audit_flags_runs_under_the_profiles_clean_floor_but_not_short_schedules(tmp_path):
+    """cpu's clean_floor (30%) applies to full schedules; a fixed network trained from scratch for at most
+    E_R epochs (Table 7's AugMix-only arm, Appendix C's points) is exempt, and smoke has no floor."""
+    er = get_profile("cpu").epochs("gearnn2", "synthetic")["ER"]
+    grown = _result(clean_acc=25.0, plan=[{"kind": "train", "epochs": 2}, {"kind": "grow", "epochs": 0}])
+    (tmp_path / "gearnn2-vgg19-synthetic-seed0-n4000.json").write_text(json.dumps(grown))
+    arm = _result(
+        method="phase2-augmix", clean_acc=25.0, plan=[{"kind": "topology"}, {"kind": "train", "epochs": er}]
+    )
+    (tmp_path / "phase2-augmix-vgg19-synthetic-seed0.json").write_text(json.dumps(arm))
+    longer = {**arm, "method": "phase1-vanilla", "plan": [{"kind": "train", "epochs": er + 1}]}
+    (tmp_path / "phase1-vanilla-vgg19-synthetic-seed0.json").write_text(json.dumps(longer))
+    smoke = {**grown, "profile": "smoke"}
+    (tmp_path / "osg-clean-vgg19-synthetic-seed0.json").write_text(json.dumps(smoke))
+    problems = audit_results(tmp_path)
+    assert problems == [
+        "gearnn2-vgg19-synthetic-seed0-n4000.json: under the floor: 25.0% clean, below the cpu profile's 30% "
+        "(profile setting clean_floor)",
+        "phase1-vanilla-vgg19-synthetic-seed0.json: under the floor: 25.0% clean, below the cpu profile's 30% "
+        "(profile setting clean_floor)",
+    ]
+
+
 def test_audit_reads_adversarial_results_by_their_own_fields(tmp_path):
     record = {k: 1 for k in ADVERSARIAL_RESULT_KEYS}
-    record.update(method="float", family="adversarial", arch="resnet10", dataset="synthetic", clean_acc=40.0,
+    record.update(method="float", family="adversarial", arch="resnet10", dataset="synthetic", profile="cpu", clean_acc=40.0,
                   test_images=256, top_class_share=0.2, plan=[{"kind": "adversarial", "epochs": 2}])  # fmt: skip
     (tmp_path / "float-resnet10-synthetic-seed0.json").write_text(json.dumps(record))
     assert audit_results(tmp_path) == []  # no widths, sizes or latency asked of it
@@ -383,6 +407,4 @@ def test_trend_runs_use_the_profiles_trend_subset_and_their_own_file_names(tmp_p
     same = Chapter(profile="cpu", dataset="synthetic", overrides=["trend_subset=10000"])
     assert same.trend() == ([], "")
     # the trend setting picks runs; it is not part of any run's training identity
-    from gearlib.profiles import get_profile
-
     assert "trend_subset" not in get_profile("cpu").training_dict()
