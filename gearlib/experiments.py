@@ -713,13 +713,14 @@ def provenance(run: Dict[str, Any]) -> str:
     """Markdown lines saying what produced a run: profile, data and scale, hardware, energy meter."""
     hw = run.get("hardware") or {}
     device = hw.get("jetson_model") or hw.get("cuda_device") or "no GPU"
+    isa = f", {hw['cpu_capability']} kernels" if hw.get("cpu_capability") else ""  # absent in older runs
     epochs = sum(p.get("epochs", 0) for p in run.get("plan", []) if p.get("kind") == "train")
     return "\n".join(
         [
             f"- profile **{run['profile']}**, {run['arch']}, dataset {run['dataset']}, seed {run['seed']}",
             f"- data: {run['data_source']} ({run['train_images']} training images, {epochs} epochs in "
             f"{run['method']}'s plan)",
-            f"- hardware: {hw.get('cpu_model', '?')} ({hw.get('cpu_cores', '?')} cores) / {device}, "
+            f"- hardware: {hw.get('cpu_model', '?')} ({hw.get('cpu_cores', '?')} cores{isa}) / {device}, "
             f"torch {hw.get('torch', '?')}",
             f"- energy meter: {run['energy_backend_detail']}",
             f"- robust accuracy on: {run.get('robust_source', '?')}",

@@ -35,6 +35,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_capability() -> Optional[str]:
+    """The vector instruction set torch's CPU kernels dispatch to ('AVX2', 'AVX512', 'DEFAULT', ...), or None
+    where torch cannot say. Two machines with the same model name can differ here, and so can their times."""
+    backend = getattr(torch.backends, "cpu", None)
+    probe = getattr(backend, "get_cpu_capability", None)
+    try:
+        return str(probe()) if probe is not None else None
+    except RuntimeError:
+        return None
+
+
 def jetson_info() -> Dict[str, Optional[str]]:
     """Jetson model (device tree), L4T release and nvpmodel power mode; empty values off a Jetson."""
     model = _read_text("/proc/device-tree/model")
@@ -61,7 +72,7 @@ def hardware_info(device: Any = None, energy: bool = True) -> Dict[str, Any]:
         energy: also name the energy backend auto_meter() would pick (probes NVML/jtop/RAPL once).
 
     Returns:
-        Dict with python, platform, cpu_model, cpu_cores, torch_threads, torch, torchvision, cuda,
+        Dict with python, platform, cpu_model, cpu_capability, cpu_cores, torch_threads, torch, torchvision, cuda,
         cuda_device, jetson_model, l4t_release, nvpmodel and energy_backend.
     """
     try:  # lazy: only its version is wanted, and a torchvision built for another torch raises on import
@@ -74,6 +85,7 @@ def hardware_info(device: Any = None, energy: bool = True) -> Dict[str, Any]:
         "python": platform.python_version(),
         "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
         "cpu_model": cpu_model(),
+        "cpu_capability": cpu_capability(),
         "cpu_cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,

@@ -144,6 +144,8 @@ def test_provenance_names_profile_hardware_and_meter(live):
     text = provenance(run)
     assert "profile **smoke**" in text and run["energy_backend_detail"] in text
     assert f"{run['train_images']} training images" in text
+    if run["hardware"].get("cpu_capability"):
+        assert f"{run['hardware']['cpu_capability']} kernels" in text
 
 
 def test_corrupted_views_are_seeded_images_in_range():

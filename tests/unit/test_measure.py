@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import math
+import platform
 import subprocess
 import sys
 import threading
@@ -898,9 +899,21 @@ def test_count_params_excludes_bn_running_stats():
 
 def test_hardware_info_keys():
     info = hardware_info(energy=False)
-    for key in ("python", "cpu_model", "cpu_cores", "torch", "torchvision", "cuda_device", "jetson_model"):
+    for key in (
+        "python",
+        "cpu_model",
+        "cpu_capability",
+        "cpu_cores",
+        "torch",
+        "torchvision",
+        "cuda_device",
+        "jetson_model",
+    ):
         assert key in info
     assert info["torch"] == torch.__version__
+    # the kernels' instruction set tells apart machines that share a model name (this one has AVX2 or more)
+    if platform.machine() in ("x86_64", "AMD64") and hasattr(torch.backends, "cpu"):
+        assert info["cpu_capability"] in ("AVX2", "AVX512", "NO AVX", "DEFAULT")
 
 
 def test_stalled_epochs_flags_a_paused_or_slowed_epoch_and_nothing_else():
