@@ -221,23 +221,26 @@ class Chapter:
             json.dump(value, handle, indent=1, default=_json_default)
         return value
 
-    def trend(self) -> Tuple[List[str], str]:
-        """(overrides, result-file tag) of a run that only illustrates a trend: the profile's trend_subset
-        training images instead of train_subset (nothing to change when it is 0 or the same)."""
+    def trend(self, arch: Optional[str] = None) -> Tuple[List[str], str]:
+        """(overrides, result-file tag) of a run of `arch` (default: the chapter's) that only illustrates a
+        trend: the profile's trend_images(arch) instead of train_subset (nothing to change when they agree)."""
         p = self.profile_config
-        if not p.trend_subset or p.trend_subset == p.train_subset:
+        n = p.trend_images(arch or self.arch)
+        if n == p.train_subset:
             return [], ""
-        return [f"train_subset={p.trend_subset}"], f"-n{p.trend_subset}"
+        return [f"train_subset={n}"], f"-n{n}"
 
-    def trend_note(self, what: str) -> str:
-        """A sentence for the page saying at what scale its trend runs were trained ('' at full scale)."""
-        overrides, _ = self.trend()
-        if not overrides:
+    def trend_note(self, what: str, archs: Optional[Sequence[str]] = None) -> str:
+        """A sentence for the page saying which of `archs` (default: the chapter's) train their trend runs on
+        fewer images, and how many ('' when all train at full scale)."""
+        trimmed = [a for a in (archs if archs is not None else [self.arch]) if self.trend(a)[0]]
+        if not trimmed:
             return ""
-        n, full = self.profile_config.trend_subset, self.profile_config.train_subset
+        p = self.profile_config
         return (
-            f"{what} only illustrate a trend, so at this profile they train on **{n:,} images** instead of "
-            f"{full:,} (profile setting `trend_subset`); compare them with each other, not with other pages."
+            f"{what} only illustrate a trend, so at this profile the runs of {', '.join(trimmed)} train on "
+            f"**{p.trend_subset:,} images** instead of {p.train_subset:,} (profile settings `trend_subset` and "
+            "`trend_archs`); compare them with each other, not with other pages."
         )
 
     def test_images(self, n: int) -> ImageDataset:

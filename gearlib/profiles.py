@@ -17,6 +17,7 @@ import torch
 from gearlib.augment.defaults import ERA_DEFAULTS, JSD_LAMBDA
 from gearlib.grow.firefly import RMSPROP_PRESETS
 from gearlib.grow.memory import parse_bytes
+from gearlib.models.registry import ARCHS
 
 # Table 1 of GEARnn: growth ratio gamma per dataset and architecture (Tiny ImageNet uses CIFAR-100's).
 GROWTH_RATIO: Dict[str, Dict[str, float]] = {
@@ -57,7 +58,7 @@ LAYERS_SHARED_FIELDS = (
     "era_width", "era_depth", "era_views", "lr_scaling",
 )  # fmt: skip
 # Fields only the book reads (which runs it asks for), never training or evaluation.
-BOOK_FIELDS = ("trend_subset", "clean_floor")
+BOOK_FIELDS = ("trend_subset", "trend_archs", "clean_floor")
 # Training fields added after runs were stored, with the value that reproduces the older behaviour: a field
 # at that value is left out of a run's identity, so adding a setting does not orphan every stored run.
 NEUTRAL_WHEN_ADDED: Dict[str, Any] = {
@@ -134,6 +135,10 @@ class Profile:
     # Training images of the book's runs that only illustrate a trend (Table 8's sweep, Appendix C's curves,
     # the K = 40 runs, the other architectures); 0 = train_subset.
     trend_subset: int = 0
+    # The architectures, comma-separated, whose trend runs use trend_subset ("" = all); the others' trend runs
+    # train on train_subset. cpu names only ResNet-18: at 4,000 images VGG-19 and MobileNet-V1 runs fell
+    # under clean_floor (README, "Trend runs at 4,000 images").
+    trend_archs: str = ""
     # Lowest clean accuracy (%) the book accepts of a finished run on this profile: the results audit flags
     # one under it, except a fixed network trained from scratch for at most E_R epochs (the start of
     # Appendix C's curves, Table 7's ERA-only and AugMix-only arms). 0 = only the at-chance check.
@@ -175,6 +180,14 @@ class Profile:
             raise ValueError(f"unknown epoch schedule {method!r}; choose one of {', '.join(table)}")
         explicit = {"E1": self.epochs_e1, "E2": self.epochs_e2, "ER": self.epochs_er, "E": self.epochs_small}
         return {k: explicit[k] or max(1, int(round(v * self.epoch_scale))) for k, v in table[method].items()}
+
+    def trend_images(self, arch: str) -> int:
+        """Training images of a run of `arch` that only illustrates a trend (0 = all): trend_subset where
+        trend_archs names `arch` (or is empty), else train_subset."""
+        named = [a.strip() for a in self.trend_archs.split(",") if a.strip()]
+        if self.trend_subset and (not named or arch in named):
+            return self.trend_subset
+        return self.train_subset
 
     def growth_ratio(self, dataset: str, arch: str) -> float:
         """gamma of Table 1 for (dataset, arch), times `growth_ratio_scale`."""
@@ -300,6 +313,12 @@ def validate(profile: Profile) -> None:
             raise ValueError(f"profile field {f.name!r} must be one of {_CHOICES[f.name]}, got {value!r}")
     if profile.device != "auto" and not (profile.device == "cpu" or profile.device.startswith("cuda")):
         raise ValueError(f"profile field 'device' must be auto, cpu, cuda or cuda:N, got {profile.device!r}")
+    unknown = [a.strip() for a in profile.trend_archs.split(",") if a.strip() and a.strip() not in ARCHS]
+    if unknown:
+        raise ValueError(
+            f"profile field 'trend_archs' names unknown architecture(s) {', '.join(unknown)}; "
+            f"use a comma-separated list of {', '.join(ARCHS)} (or nothing for all)"
+        )
     if profile.memory_budget:
         parse_bytes(profile.memory_budget)  # a clear error for a size it cannot read
     if profile.growth_ratio_mode == "fit" and not profile.memory_budget:
@@ -397,6 +416,7 @@ _PROFILES: Dict[str, Dict[str, Any]] = {
         epoch_scale=0.1,
         train_subset=10000,
         trend_subset=4000,
+        trend_archs="resnet18",
         clean_floor=30.0,
         test_subset=2000,
         robust_per_block=200,

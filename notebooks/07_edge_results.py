@@ -63,12 +63,13 @@ if ref not in ("cifar10", "cifar100") or set(archs) - {"vgg19", "mobilenet_v1"}:
 
 # %%
 on_jetson = chapter.profile == "jetson"
-trend, trend_tag = ([], "") if on_jetson else chapter.trend()
-jetson_settings = [] if on_jetson else ["new_neurons=40", *trend]
-tag = "" if on_jetson else f"-k40{trend_tag}"
-display(Markdown(chapter.trend_note("These K = 40 runs") if not on_jetson else ""))
 methods = ["small-clean", "small-augmix", "gearnn1", "gearnn2"]
-runs = {a: chapter.runs(methods, arch=a, overrides=jetson_settings, tag=tag) for a in archs}
+runs = {}
+for a in archs:
+    trend, trend_tag = chapter.trend(a)
+    settings, tag = ([], "") if on_jetson else (["new_neurons=40", *trend], f"-k40{trend_tag}")
+    runs[a] = chapter.runs(methods, arch=a, overrides=settings, tag=tag)
+display(Markdown("" if on_jetson else chapter.trend_note("These K = 40 runs", archs)))
 first = runs[archs[0]]["gearnn2"]
 hw = first["hardware"]
 where = hw.get("jetson_model") or hw.get("cuda_device") or hw["cpu_model"]

@@ -404,9 +404,18 @@ def test_trend_runs_use_the_profiles_trend_subset_and_their_own_file_names(tmp_p
     full = Chapter(profile="smoke", dataset="synthetic", results_root=str(tmp_path))
     assert full.trend() == ([], "") and full.trend_note("These runs") == ""
     cpu = Chapter(profile="cpu", dataset="synthetic", results_root=str(tmp_path))
-    assert cpu.trend() == (["train_subset=4000"], "-n4000")
-    assert "4,000 images" in cpu.trend_note("These curves") and "10,000" in cpu.trend_note("These curves")
-    same = Chapter(profile="cpu", dataset="synthetic", overrides=["trend_subset=10000"])
+    # cpu trims only ResNet-18's trend runs (trend_archs): VGG-19's and MobileNet-V1's train at full scale
+    assert cpu.trend("resnet18") == (["train_subset=4000"], "-n4000")
+    assert cpu.trend() == ([], "") and cpu.trend("mobilenet_v1") == ([], "")
+    note = cpu.trend_note("These rows", ["mobilenet_v1", "resnet18"])
+    assert "resnet18" in note and "mobilenet_v1" not in note and "4,000 images" in note and "10,000" in note
+    assert cpu.trend_note("These curves") == "" and cpu.trend_note("These rows", []) == ""
+    every = Chapter(profile="cpu", dataset="synthetic", overrides=["trend_archs="])
+    assert every.trend() == (["train_subset=4000"], "-n4000") and "vgg19" in every.trend_note("These curves")
+    same = Chapter(profile="cpu", dataset="synthetic", overrides=["trend_subset=10000", "trend_archs="])
     assert same.trend() == ([], "")
-    # the trend setting picks runs; it is not part of any run's training identity
-    assert "trend_subset" not in get_profile("cpu").training_dict()
+    with pytest.raises(ValueError, match="trend_archs.*vgg16"):
+        get_profile("cpu", ["trend_archs=resnet18, vgg16"])
+    # the trend settings pick runs; they are not part of any run's training identity
+    training = get_profile("cpu").training_dict()
+    assert "trend_subset" not in training and "trend_archs" not in training
