@@ -18,7 +18,14 @@ convolution of all 2c+K inputs (the old-input weights repeated for originals and
 originals and copies, the second convolution and the add. That is 1.44x the multiply-adds at c = 24, K = 30
 but less memory traffic: the MobileNet-V1 perturbation pass ran 0.84-0.87x as long at those widths (one
 thread; at c = 16, K = 20 the change was within noise). Fusing the 3x3 convolutions as well made the pass
-1.06x (VGG-19) and 1.03x (ResNet-18) as long, so they keep the two convolutions.
+1.06x (VGG-19) and 1.03x (ResNet-18) as long, so they keep the two convolutions. In that pass the other
+layers that read and write growable units (the 3x3 convolutions of VGG-19 and ResNet-18) keep the frozen W
+apart from the trained tensors: W's convolution then computes no weight gradient, the fan-in B_o that
+originals and copies share is convolved once instead of once per copy, and originals and copies are formed
+as u + d and u - d from the shared part u and the split part d. The stems, which read the image, keep one
+convolution: their outputs are the largest activations, and there the extra adds cost more than the saved
+weight gradient. `gearlib bench grow` prints the pass against the one-convolution layout
+(`<arch>_perturb_factored_over_unfactored`; book/notes/growth.md#notes-growth-cost has the measurement).
 """
 
 from __future__ import annotations
@@ -137,11 +144,12 @@ class CandidateLayer(nn.Module):
         dst: Optional[CandidateUnit],
         generator: Optional[torch.Generator],
         bn: Optional[nn.BatchNorm2d] = None,
+        factored: bool = True,
     ) -> None:
         super().__init__()
         if isinstance(layer, nn.Conv2d) and layer.groups != 1:
             raise ValueError("CandidateLayer takes dense convs; use CandidateDepthwise for depthwise convs")
-        self.layer, self.src, self.dst = layer, src, dst
+        self.layer, self.src, self.dst, self.factored = layer, src, dst, factored
         self.outputs: Optional[List[Recorded]] = None
         self.pointwise = isinstance(layer, nn.Linear) or tuple(layer.weight.shape[2:]) == (1, 1)
         c_out, c_in = layer.weight.shape[:2]
@@ -186,6 +194,8 @@ class CandidateLayer(nn.Module):
         src, dst, W = self.src, self.dst, self.layer.weight
         if src is not None and self.outputs is None and self.pointwise:  # training pass: one conv
             return self._fused(x)
+        if src is not None and dst is not None and self.outputs is None and self.factored:  # training pass
+            return self._factored(x)
         x_old, x_new = src.read(x) if src is not None else (x, None)
         if dst is None:  # plain output (head, or a unit that does not grow)
             out = self._op(x_old, 0.5 * W if src is not None else W, self.layer.bias)
@@ -196,6 +206,21 @@ class CandidateLayer(nn.Module):
         if self.outputs is not None:  # the scoring pass records what dL/dt needs
             self.outputs.append((dst, old_part, out, out._version))
         return out
+
+    def _factored(self, x: torch.Tensor) -> torch.Tensor:
+        """The training pass's output of a layer that reads and writes growable units, with the frozen W
+        apart from the trained V, A, B: W's convolution needs no weight gradient, and the fan-in B_o that
+        originals and copies share is convolved once instead of once per copy."""
+        dst, W = self.dst, self.layer.weight
+        x_old, x_new = self.src.read(x)
+        s_orig, _, s_new = self.scale.split(dst.layout)
+        trained = torch.cat([_rows(self.V, dst.split_on * s_orig), _rows(self.A, dst.new_on * s_new)])
+        d, new_old = self._op(x_old, 0.5 * trained).split([dst.width, dst.k], dim=1)
+        B_old, B_new = self.B.split([dst.width, dst.k])
+        fan_in = self._op(x_new, torch.cat([_rows(B_old, s_orig), _rows(B_new, dst.new_on * s_new)]))
+        shared, new_new = fan_in.split([dst.width, dst.k], dim=1)
+        shared = shared + self._op(x_old, _rows(W, 0.5 * s_orig), self.shift[: dst.width])
+        return torch.cat([shared + d, shared - d, new_old + new_new], dim=1)
 
     def _fused(self, x: torch.Tensor) -> torch.Tensor:
         """The same output from one convolution of all 2c+K inputs: the old-input weights repeated over
@@ -255,6 +280,8 @@ class Candidate(nn.Module):
         new_neurons: K new neurons per growable unit.
         generator: seeds the initial V, A, B and D.
         grow_stream: ResNet only; False keeps the tied stream widths fixed (book/notes/growth.md#notes-growth-resnet-fallback).
+        factored: the perturbation-training pass keeps the frozen weights apart from V, A and B (see Speed
+            above); False uses the scoring pass's layout there too (kept for `gearlib bench grow`'s comparison).
     """
 
     def __init__(
@@ -264,8 +291,10 @@ class Candidate(nn.Module):
         *,
         generator: Optional[torch.Generator] = None,
         grow_stream: bool = True,
+        factored: bool = True,
     ) -> None:
         super().__init__()
+        self.factored = factored
         if int(new_neurons) < 1:
             raise ValueError(f"new_neurons (K) must be >= 1, got {new_neurons}")
         self.arch, self.num_classes, self.input_size = model.arch, model.num_classes, model.input_size
@@ -306,7 +335,7 @@ class Candidate(nn.Module):
         if layer.kind == "depthwise":  # reads and writes the same unit
             set_submodule(net, layer.module, CandidateDepthwise(module, src, generator, bn))
         else:
-            set_submodule(net, layer.module, CandidateLayer(module, src, dst, generator, bn))
+            set_submodule(net, layer.module, CandidateLayer(module, src, dst, generator, bn, self.factored))
 
     def train(self, mode: bool = True) -> Candidate:
         """The candidate network always stays in eval mode (BN uses running statistics, book/notes/growth.md#notes-growth-candidate-forward)."""

@@ -227,6 +227,29 @@ def test_channels_last_growth_matches_default_layout(arch):
     assert records[0].perturb_losses == pytest.approx(records[1].perturb_losses, rel=1e-4)
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_factored_training_pass_matches_the_one_convolution_layout(arch):
+    """The perturbation pass with W kept apart from V, A and B (Candidate.factored) gives the same loss and
+    the same gradients of every growth tensor, in float64, with some candidates switched off."""
+    _, trained = trained_candidate(arch)
+    trained.keep_only(random_selection(trained, seed=3))
+    x, y = learnable_batches(n=8, batch=8)[0]
+    results = []
+    for factored in (True, False):
+        candidate = copy.deepcopy(trained).double()
+        for _, module in candidate.wrapped_layers():
+            if hasattr(module, "factored"):
+                module.factored = factored
+        loss = clean_cross_entropy(candidate(x.double()), y)
+        loss.backward()
+        results.append((loss.detach(), [p.grad for p in candidate.perturbations()]))
+    (loss, grads), (ref_loss, ref_grads) = results
+    assert torch.allclose(loss, ref_loss, rtol=1e-12)
+    assert len(grads) == len(ref_grads) and all(g is not None for g in grads)
+    for ours, ref in zip(grads, ref_grads):
+        assert torch.allclose(ours, ref, rtol=1e-9, atol=1e-12)
+
+
 def _loss_with_scaled_candidate(candidate, unit, kind, index, factor, x, y):
     """Loss after scaling candidate `index` of `unit` by `factor` in every layer that writes the unit: the
     split direction V (kind 0) or the new neuron's fan-in A (kind 1). This is t_c = factor (book/notes/growth.md#notes-growth-scoring)."""
