@@ -24,7 +24,8 @@ apart from the trained tensors: W's convolution then computes no weight gradient
 originals and copies share is convolved once instead of once per copy, and originals and copies are formed
 as u + d and u - d from the shared part u and the split part d. The stems, which read the image, keep one
 convolution: their outputs are the largest activations, and there the extra adds cost more than the saved
-weight gradient. `gearlib bench grow` prints the pass against the one-convolution layout
+weight gradient. This path is opt-in (`Candidate(factored=True)`): it raised VGG-19's measured growth
+peak by a fifth. `gearlib bench grow` prints the pass against the one-convolution layout
 (`<arch>_perturb_factored_over_unfactored`; book/notes/growth.md#notes-growth-cost has the measurement).
 """
 
@@ -144,7 +145,7 @@ class CandidateLayer(nn.Module):
         dst: Optional[CandidateUnit],
         generator: Optional[torch.Generator],
         bn: Optional[nn.BatchNorm2d] = None,
-        factored: bool = True,
+        factored: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(layer, nn.Conv2d) and layer.groups != 1:
@@ -280,8 +281,9 @@ class Candidate(nn.Module):
         new_neurons: K new neurons per growable unit.
         generator: seeds the initial V, A, B and D.
         grow_stream: ResNet only; False keeps the tied stream widths fixed (book/notes/growth.md#notes-growth-resnet-fallback).
-        factored: the perturbation-training pass keeps the frozen weights apart from V, A and B (see Speed
-            above); False uses the scoring pass's layout there too (kept for `gearlib bench grow`'s comparison).
+        factored: the perturbation-training pass keeps the frozen weights apart from V, A and B (module
+            docstring, Speed). Off by default: faster, but its extra tensors raise the step's memory peak
+            (VGG-19 +20%), which the growth footprint of gearlib.grow.memory does not model yet.
     """
 
     def __init__(
@@ -291,7 +293,7 @@ class Candidate(nn.Module):
         *,
         generator: Optional[torch.Generator] = None,
         grow_stream: bool = True,
-        factored: bool = True,
+        factored: bool = False,
     ) -> None:
         super().__init__()
         self.factored = factored
