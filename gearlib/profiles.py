@@ -10,7 +10,7 @@ import dataclasses
 import math
 import typing
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Mapping, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Tuple, Union
 
 import torch
 
@@ -184,7 +184,7 @@ class Profile:
     def trend_images(self, arch: str) -> int:
         """Training images of a run of `arch` that only illustrates a trend (0 = all): trend_subset where
         trend_archs names `arch` (or is empty), else train_subset."""
-        named = [a.strip() for a in self.trend_archs.split(",") if a.strip()]
+        named = _names(self.trend_archs)
         if self.trend_subset and (not named or arch in named):
             return self.trend_subset
         return self.train_subset
@@ -294,6 +294,11 @@ _CHOICES: Dict[str, Tuple[str, ...]] = {
 }
 
 
+def _names(text: str) -> List[str]:
+    """The names of a comma-separated setting such as trend_archs, blanks dropped."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def validate(profile: Profile) -> None:
     """Check types and ranges of every field; raise ValueError naming the field, the value and the fix."""
     hints = typing.get_type_hints(Profile)
@@ -313,7 +318,7 @@ def validate(profile: Profile) -> None:
             raise ValueError(f"profile field {f.name!r} must be one of {_CHOICES[f.name]}, got {value!r}")
     if profile.device != "auto" and not (profile.device == "cpu" or profile.device.startswith("cuda")):
         raise ValueError(f"profile field 'device' must be auto, cpu, cuda or cuda:N, got {profile.device!r}")
-    unknown = [a.strip() for a in profile.trend_archs.split(",") if a.strip() and a.strip() not in ARCHS]
+    unknown = [a for a in _names(profile.trend_archs) if a not in ARCHS]
     if unknown:
         raise ValueError(
             f"profile field 'trend_archs' names unknown architecture(s) {', '.join(unknown)}; "

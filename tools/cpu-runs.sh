@@ -15,8 +15,9 @@
 # rows and Table 3's K = 40 runs (ResNet-18's on the profile's trend_subset, 4,000 images, as its trend_archs
 # says; the others at full scale, where the chapters look for them), and Table 4's other N-shot runs (N = 2
 # and 4, seed 0) last, so chapters 6 and 7 can be executed before chapter 8's longer runs finish. A Small
-# baseline in one stream may copy a GEARnn-2 run of the other: each such pair is ordered so that the GEARnn-2
-# run finishes first (about 1,400 s against 1,750 s or more ahead of the Small run).
+# baseline trains the GEARnn-2 run it copies when that is missing, and nothing stops two streams from training
+# one run at once, so each stream's Small runs copy GEARnn-2 runs it trains itself or that the other stream
+# finishes well before (stream b's Small(AugMix) MobileNet-V1 comes after its K = 40 Small(AugMix) VGG-19).
 #
 # Streams claims-a and claims-b train the rest of what the claims page (chapter 13) reads: GEARnn-1 3-shot's
 # seeds 1 and 2, and the seed-0 arms of the ablation (Table 7) and of Small(ERA) (Table 9), so that chapter
@@ -103,8 +104,8 @@ small-clean resnet18 0 train_subset=4000
 small-augmix resnet18 0 train_subset=4000
 gearnn1 resnet18 0 train_subset=4000
 gearnn2 vgg19 0 new_neurons=40
-small-augmix mobilenet_v1 0
 small-augmix vgg19 0 new_neurons=40
+small-augmix mobilenet_v1 0
 gearnn1 vgg19 0 new_neurons=40
 gearnn2-n4 vgg19 0
 gearnn1-n4 vgg19 0
