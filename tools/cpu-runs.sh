@@ -14,10 +14,11 @@
 # Streams trend-a and trend-b train what chapters 6-8 need beyond that: Table 2's MobileNet-V1 and ResNet-18
 # rows and Table 3's K = 40 runs (ResNet-18's on the profile's trend_subset, 4,000 images, as its trend_archs
 # says; the others at full scale, where the chapters look for them), and Table 4's other N-shot runs (N = 2
-# and 4, seed 0) last, so chapters 6 and 7 can be executed before chapter 8's longer runs finish. A Small
-# baseline trains the GEARnn-2 run it copies when that is missing, and nothing stops two streams from training
-# one run at once, so each stream's Small runs copy GEARnn-2 runs it trains itself or that the other stream
-# finishes well before (stream b's Small(AugMix) MobileNet-V1 comes after its K = 40 Small(AugMix) VGG-19).
+# and 4, seed 0) last, so chapters 6 and 7 can be executed before chapter 8's longer runs finish; the two
+# K = 40 queues are balanced to about 1.5 core-hours each. A Small baseline trains the GEARnn-2 run it copies
+# when that is missing; if the other stream is training that run, it waits for it (one process at a time
+# trains a run: the run store's training lock), so order each stream's Small runs after GEARnn-2 runs that
+# it trains itself or that the other stream finishes well before, or it idles meanwhile.
 #
 # Streams claims-a and claims-b train the rest of what the claims page (chapter 13) reads: GEARnn-1 3-shot's
 # seeds 1 and 2, and the seed-0 arms of the ablation (Table 7) and of Small(ERA) (Table 9), so that chapter
@@ -94,7 +95,6 @@ small-clean vgg19 0 new_neurons=40
 gearnn2 mobilenet_v1 0 new_neurons=40
 small-clean mobilenet_v1 0 new_neurons=40
 small-augmix mobilenet_v1 0 new_neurons=40
-gearnn1 mobilenet_v1 0 new_neurons=40
 gearnn2-n2 vgg19 0
 gearnn1-n2 vgg19 0
 "
@@ -107,6 +107,7 @@ gearnn2 vgg19 0 new_neurons=40
 small-augmix vgg19 0 new_neurons=40
 small-augmix mobilenet_v1 0
 gearnn1 vgg19 0 new_neurons=40
+gearnn1 mobilenet_v1 0 new_neurons=40
 gearnn2-n4 vgg19 0
 gearnn1-n4 vgg19 0
 "

@@ -235,6 +235,19 @@ def train_run(
     metrics = store.finished_metrics(run_dir)
     if metrics is not None and not force:
         return run_dir, metrics, True
+    if not distributed.is_main():  # rank 0 holds the run's lock for all ranks
+        return _train_or_raise(config, run_dir, runs_dir, data_dir, progress, force)
+    with store.training_lock(run_dir):  # another process training this run: wait, then read what it stored
+        metrics = store.finished_metrics(run_dir)
+        if metrics is not None and not force:
+            return run_dir, metrics, True
+        return _train_or_raise(config, run_dir, runs_dir, data_dir, progress, force)
+
+
+def _train_or_raise(
+    config: RunConfig, run_dir: Path, runs_dir: PathArg, data_dir: PathArg, progress: bool, force: bool
+) -> Tuple[Path, Dict[str, Any], bool]:
+    """Train the run unless it diverged before (then raise its stored error again); see `train_run`."""
     marker = run_dir / store.DIVERGED
     if marker.is_file() and not force:
         message = store.read_json(marker)["message"]

@@ -12,10 +12,18 @@ import io
 import json
 import os
 import shutil
+import socket
+import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Set, Union
 
 import torch
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs are not locked (see training_lock)
+    fcntl = None  # type: ignore[assignment]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -28,6 +36,7 @@ DIVERGED = "diverged.json"  # the message of a run whose training loss became no
 FINAL = "final.pt"
 RESTORED = "restored.json"  # marks a run recreated from its archive record (gearlib.train.archive)
 EVALUATION_PREFIX = "eval-"
+LOCK = "training.lock"  # flock'ed by the process training the run now, which writes its pid and host in it
 
 
 def runs_dir(path: Optional[PathLike] = None) -> Path:
@@ -141,6 +150,9 @@ def list_runs(root: Optional[PathLike] = None) -> List[Dict[str, Any]]:
 
 def _status(folder: Path, metrics: Dict[str, Any]) -> str:
     if not metrics:
+        holder = lock_holder(folder)
+        if holder is not None:
+            return f"training (pid {holder['pid']} on {holder['host']})"
         return "partial" if (folder / CHECKPOINT).is_file() else "new"
     if not (folder / RESTORED).is_file():
         return "finished"
@@ -183,3 +195,71 @@ def unlink(path: Path) -> None:
     """Remove a file if it exists."""
     if path.exists():
         path.unlink()
+
+
+def lock_holder(run_dir: Path) -> Optional[Dict[str, Any]]:
+    """{"pid", "host"} of the process training the run now (it holds the run's training lock), or None.
+
+    The lock is an advisory `flock` on `training.lock`, so it ends with its process, however that process ends:
+    a killed or crashed run never leaves a stale lock behind."""
+    path = run_dir / LOCK
+    if fcntl is None or not path.is_file():
+        return None
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder(handle)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+def _holder(handle: Any) -> Dict[str, Any]:
+    handle.seek(0)
+    try:
+        return json.loads(handle.read())
+    except ValueError:  # the holder is writing its name right now
+        return {"pid": "?", "host": "?"}
+
+
+_HELD: Set[str] = set()  # the lock files this process holds (a second flock of one would wait on itself)
+
+
+@contextmanager
+def training_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run's training lock: one process at a time trains (or resumes) a run directory.
+
+    A second process asking for the same run says who holds it and waits; the caller then re-reads the store and
+    finds the run finished instead of training it again. The lock is released when its process exits, however it
+    exits. Where `fcntl` is missing (Windows) runs are not locked."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK
+    if fcntl is None:
+        yield
+        return
+    if str(path) in _HELD:
+        raise RuntimeError(
+            f"this process already trains {run_dir.name}: a run cannot wait for itself ({path})"
+        )
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(handle)
+            print(
+                f"gearlib: {run_dir.name} is being trained by pid {holder['pid']} on {holder['host']}; waiting for it",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+        handle.flush()
+        _HELD.add(str(path))
+        try:
+            yield
+        finally:
+            _HELD.discard(str(path))
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
