@@ -201,16 +201,21 @@ def lock_holder(run_dir: Path) -> Optional[Dict[str, Any]]:
     """{"pid", "host"} of the process training the run now (it holds the run's training lock), or None.
 
     The lock is an advisory `flock` on `training.lock`, so it ends with its process, however that process ends:
-    a killed or crashed run never leaves a stale lock behind."""
+    a killed or crashed run never leaves a stale lock behind.
+    The lock file is opened read-only (flock needs no write access), so a run store on a read-only disk or
+    someone else's store can still be listed; one that cannot be read at all counts as not locked."""
     path = run_dir / LOCK
     if fcntl is None or not path.is_file():
         return None
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _holder(handle)
-        fcntl.flock(handle, fcntl.LOCK_UN)
+    try:
+        with open(path) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _holder(handle)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except PermissionError:  # not even readable: nothing to say about it
+        pass
     return None
 
 

@@ -97,3 +97,23 @@ def test_a_process_cannot_wait_for_its_own_run(tmp_path):
         pass
     with store.training_lock(tmp_path / "run"):  # released: the same process may lock it again
         pass
+
+
+def test_a_read_only_run_store_still_lists_who_trains(tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    holder = _hold(run_dir)
+    (run_dir / store.CONFIG).write_text(json.dumps(_config().training_dict()))
+
+    def read_only_open(path, mode="r", *args, **kwargs):  # the tests run as root, so chmod would not bite
+        if any(c in mode for c in "wax+"):
+            raise PermissionError(13, "Read-only file system", str(path))
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(store, "open", read_only_open, raising=False)
+    try:
+        assert store.lock_holder(run_dir)["pid"] == holder.pid
+        assert store.list_runs(tmp_path)[0]["status"].startswith(f"training (pid {holder.pid}")
+    finally:
+        (run_dir / "go").touch()
+        holder.wait(timeout=60)
+    assert store.lock_holder(run_dir) is None
