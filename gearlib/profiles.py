@@ -38,6 +38,8 @@ PAPER_EPOCHS: Dict[str, Dict[str, Dict[str, int]]] = {
     },
 }
 PROFILE_NAMES = ("smoke", "cpu", "quadro", "jetson")
+# The profile field that sets each of those epoch counts explicitly (0: the paper's number times epoch_scale).
+EPOCH_FIELDS: Dict[str, str] = {"E1": "epochs_e1", "E2": "epochs_e2", "ER": "epochs_er", "E": "epochs_small"}
 # Fields only evaluation reads: changing them re-evaluates a trained run instead of retraining it.
 EVALUATION_FIELDS = ("test_subset", "robust_per_block", "latency_iters", "latency_windows")
 # The adversarial methods' own settings (FLOAT, SMART, PGD-AT, OAT); GEARnn runs never read them.
@@ -178,7 +180,7 @@ class Profile:
         table = PAPER_EPOCHS[_paper_key(dataset)]
         if method not in table:
             raise ValueError(f"unknown epoch schedule {method!r}; choose one of {', '.join(table)}")
-        explicit = {"E1": self.epochs_e1, "E2": self.epochs_e2, "ER": self.epochs_er, "E": self.epochs_small}
+        explicit = {k: getattr(self, name) for k, name in EPOCH_FIELDS.items()}
         return {k: explicit[k] or max(1, int(round(v * self.epoch_scale))) for k, v in table[method].items()}
 
     def trend_images(self, arch: str) -> int:

@@ -14,8 +14,8 @@
 # Streams trend-a and trend-b train what chapters 6-8 need beyond that: Table 2's MobileNet-V1 and ResNet-18
 # rows and Table 3's K = 40 runs (ResNet-18's on the profile's trend_subset, 4,000 images, as its trend_archs
 # says; the others at full scale, where the chapters look for them), and Table 4's other N-shot runs (N = 2
-# and 4, seed 0) last, so chapters 6 and 7 can be executed before chapter 8's longer runs finish; the two
-# K = 40 queues are balanced to about 1.5 core-hours each. A Small baseline trains the GEARnn-2 run it copies
+# and 4, seed 0) last, so chapters 6 and 7 can be executed before chapter 8's longer runs finish (the K = 40
+# runs took 4,747 s of training in trend-a and 6,696 s in trend-b). A Small baseline trains the GEARnn-2 run it copies
 # when that is missing; if the other stream is training that run, it waits for it (one process at a time
 # trains a run: the run store's training lock), so order each stream's Small runs after GEARnn-2 runs that
 # it trains itself or that the other stream finishes well before, or it idles meanwhile.
@@ -23,6 +23,11 @@
 # Streams claims-a and claims-b train the rest of what the claims page (chapter 13) reads: GEARnn-1 3-shot's
 # seeds 1 and 2, and the seed-0 arms of the ablation (Table 7) and of Small(ERA) (Table 9), so that chapter
 # can be executed before chapters 6-12.
+#
+# Streams rest-a and rest-b train what chapters 11, 9 and 4 need, in that order (the cheapest chapter first):
+# chapter 11's robust-epoch budgets (1, 2 and 4 epochs; the budget a run has anyway is its default run),
+# chapter 9's three PRIME runs, and chapter 4's one-knob-at-a-time ERA variants (Table 8; ERA itself is
+# claims-a's Small(ERA)).
 #
 # Each line is `method arch seed [setting=value ...]`; a finished run is skipped (the run store is keyed by its training
 # settings), an interrupted one resumes from its last finished stage. A Small baseline trains the GEARnn-2
@@ -122,6 +127,26 @@ gearnn1-n3 vgg19 2
 phase2-augmix vgg19 0
 vanilla-augmix vgg19 0
 "
+stream_rest_a="
+gearnn2 vgg19 0 epochs_er=1
+gearnn2 vgg19 0 epochs_er=2
+small-augmix vgg19 0 epochs_small=4
+small-augmix vgg19 0 epochs_small=2
+small-augmix vgg19 0 epochs_small=1
+gearnn2-prime vgg19 0
+small-prime vgg19 0
+small-era vgg19 0 era_width=1 era_depth=1 era_views=3
+small-era vgg19 0 era_width=1 era_depth=3 era_views=2
+"
+stream_rest_b="
+gearnn1 vgg19 0 epochs_e2=1
+gearnn1 vgg19 0 epochs_e2=2
+gearnn1-prime vgg19 0
+small-era vgg19 0 era_width=1 era_depth=1 era_views=0
+small-era vgg19 0 era_width=3 era_depth=1 era_views=0
+small-era vgg19 0 era_width=1 era_depth=3 era_views=0
+small-era vgg19 0 era_width=1 era_depth=3 era_views=3
+"
 case "${1:-}" in
     a) queue="$stream_a" ;;
     b) queue="$stream_b" ;;
@@ -133,7 +158,9 @@ case "${1:-}" in
     trend-b) queue="$stream_trend_b" ;;
     claims-a) queue="$stream_claims_a" ;;
     claims-b) queue="$stream_claims_b" ;;
-    *) echo "usage: $0 a|b|adv-a|adv-b|layers-a|layers-b|trend-a|trend-b|claims-a|claims-b   (two streams per part, one per core)" >&2; exit 2 ;;
+    rest-a) queue="$stream_rest_a" ;;
+    rest-b) queue="$stream_rest_b" ;;
+    *) echo "usage: $0 a|b|adv-a|adv-b|layers-a|layers-b|trend-a|trend-b|claims-a|claims-b|rest-a|rest-b   (two streams per part, one per core)" >&2; exit 2 ;;
 esac
 
 mkdir -p "$ARCHIVE"

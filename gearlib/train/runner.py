@@ -30,7 +30,7 @@ from gearlib.grow import check_feasible
 from gearlib.layers.models import LAYER_ARCHS, LAYER_REVISIONS, layer_network
 from gearlib.measure import hardware_info, inference_latency, stalled_epochs
 from gearlib.models import ARCHS, build, count_params, size_fraction
-from gearlib.profiles import Profile, get_profile, parse_overrides, split_pairs
+from gearlib.profiles import EPOCH_FIELDS, Profile, get_profile, parse_overrides, split_pairs
 from gearlib.train import store
 from gearlib.train.archive import final_weights
 from gearlib.train.methods import Step, get_method, growth_fit, plan_for
@@ -140,8 +140,9 @@ def make_config(
             f"{method}: {what} trains in one process; distributed training (--nproc {world}) covers the "
             f"GEARnn methods with the batched loader"
         )
-    config = RunConfig(method, arch, dataset, prof, seed, loader, max(1, world))
     _, plan = plan_for(method, prof, dataset, arch)  # unknown methods, bad epochs and ratios fail here
+    prof = canonical_epochs(method, prof, dataset, arch)
+    config = RunConfig(method, arch, dataset, prof, seed, loader, max(1, world))
     if loader == "per-sample" and family == "adversarial":
         raise ValueError(f"loader=per-sample is the GEARnn reference loader; {method} uses the batched one")
     if loader == "per-sample":
@@ -373,10 +374,31 @@ def get_method_step(config: RunConfig) -> Step:
 
 def _source_config(config: RunConfig, source: str) -> RunConfig:
     """The run a topology step reads: same arch, dataset, seed and profile, the source's method, batched
-    loader; settings only Small runs read (epochs_small) are reset, so a Small epoch sweep shares one."""
-    base = get_profile(config.profile.name)
-    profile = dataclasses.replace(config.profile, epochs_small=base.epochs_small)
+    loader; epoch settings the source does not read (epochs_small) are reset, so a Small epoch sweep shares one."""
+    profile = canonical_epochs(source, config.profile, config.dataset, config.arch)
     return dataclasses.replace(config, method=source, loader="batched", profile=profile)
+
+
+def canonical_epochs(method: str, profile: Profile, dataset: str, arch: str) -> Profile:
+    """`profile` with each explicit epoch setting that changes nothing `method` trains reset to 0 ("the
+    paper's number times epoch_scale"), so one training has one run identity.
+
+    A setting changes nothing when the plan is the same without it and, for a method that copies another
+    run's topology, so is that run: `epochs_er=4` where E_R is 4 anyway, or `epochs_small` on GEARnn-2.
+    """
+    plan = plan_for(method, profile, dataset, arch)[1]
+    source = next((s.source for s in plan if s.kind == "topology"), None)
+
+    def copied(p: Profile) -> Optional[Profile]:  # the profile of the run whose topology is copied
+        return canonical_epochs(source, p, dataset, arch) if source else None
+
+    for name in EPOCH_FIELDS.values():
+        if not getattr(profile, name):
+            continue
+        reset = dataclasses.replace(profile, **{name: 0})
+        if plan_for(method, reset, dataset, arch)[1] == plan and copied(reset) == copied(profile):
+            profile = reset
+    return profile
 
 
 def _training_metrics(

@@ -16,7 +16,7 @@ from gearlib.profiles import get_profile
 from gearlib.train import store
 from gearlib.train.cli import summary
 from gearlib.train.methods import METHODS, plan_for
-from gearlib.train.runner import evaluate_run, make_config, run_experiment
+from gearlib.train.runner import _source_config, evaluate_run, make_config, run_experiment
 
 # Methods whose plan starts by taking GEARnn-2's final widths (a topology step).
 SMALL_TOPOLOGY = ("small-", "vanilla-", "phase1-", "phase2-")
@@ -202,6 +202,21 @@ def test_changing_an_evaluation_setting_reuses_the_trained_run(runs_dir, monkeyp
 
 def _no_training(*args, **kwargs):
     raise AssertionError("a stored run must not train again")
+
+
+def test_an_epoch_setting_that_changes_nothing_keeps_the_run_identity():
+    def identity(method, *overrides):
+        return make_config(method, "cpu", "vgg19", "cifar10", overrides=list(overrides)).training_dict()
+
+    epochs = get_profile("cpu").epochs("gearnn2", "cifar10")
+    assert identity("gearnn2", f"epochs_er={epochs['ER']}") == identity("gearnn2")  # E_R is that anyway
+    assert identity("gearnn2", "epochs_small=3") == identity("gearnn2")  # GEARnn-2 trains no Small stage
+    assert identity("gearnn2", f"epochs_er={epochs['ER'] + 1}") != identity("gearnn2")
+    # Small(AugMix) copies GEARnn-2's topology: E_1 shapes that run, so it is part of the Small run too
+    assert identity("small-augmix", f"epochs_e1={epochs['E1'] + 1}") != identity("small-augmix")
+    swept = make_config("small-augmix", "cpu", "vgg19", "cifar10", overrides=["epochs_small=2"])
+    assert identity("small-augmix", "epochs_small=2") != identity("small-augmix")
+    assert _source_config(swept, "gearnn2").training_dict() == identity("gearnn2")  # one GEARnn-2 for a sweep
 
 
 def test_jsd_lambda_reaches_the_training_loss(runs_dir):
