@@ -33,7 +33,7 @@ from gearlib.data import DatasetNotFoundError, ImageDataset, dataset_info, find_
 from gearlib.evaluate import chance_ceiling
 from gearlib.measure import stall_note, stalled_epochs
 from gearlib.profiles import get_profile
-from gearlib.train.methods import get_method
+from gearlib.train.methods import get_method, plan_for
 from gearlib.train.runner import make_config, run_experiment
 from gearlib.train.stage import TrainingDiverged
 from gearlib.train.store import config_hash
@@ -377,12 +377,14 @@ def _inline_figures() -> None:
 
 
 def readable_html(table: pd.DataFrame) -> str:
-    """A table as the chapters show it: a missing energy reads "n/a (no meter)", any other missing value
-    "n/a", never None or NaN."""
+    """A table as the chapters show it: a missing energy reads "n/a (no meter)", a missing note (a row of a
+    table joined to one with notes) is blank, any other missing value "n/a", never None or NaN."""
     energy = [c for c in table.columns if any(u in str(c) for u in ("(kJ)", "joules", "(J)"))]
     if energy:
         table = table.astype({c: object for c in energy})
         table[energy] = table[energy].where(table[energy].notna(), NO_METER)
+    if "note" in table.columns:
+        table = table.assign(note=table["note"].fillna(""))
     return table.to_html(na_rep="n/a")
 
 
@@ -445,8 +447,13 @@ def metrics_table(runs: Dict[str, Dict[str, Any]]) -> Any:
 
 
 def _accuracy_note(m: Dict[str, Any]) -> str:
-    """Why a run's accuracy means little (at chance, collapsed), or why that is expected (a curve's early point)."""
-    return early_note(m) if early_point(m) else collapse_note(m)
+    """Why a run's accuracy means little (at chance, collapsed), or why that is expected (a curve's early point,
+    or a reduced budget under the profile's clean-accuracy floor)."""
+    note = early_note(m) if early_point(m) else collapse_note(m)
+    floor = get_profile(m["profile"]).clean_floor
+    if not note and floor and m["clean_acc"] < floor and reduced_budget(m):
+        note = f"{floor_exempt(m)}: under the {m['profile']} profile's {floor:g}% floor, as a curve's start may be"
+    return note
 
 
 def latency_spread(m: Dict[str, Any]) -> Optional[float]:
@@ -561,10 +568,35 @@ def short_schedule(m: Dict[str, Any]) -> bool:
     return epochs is not None and epochs <= get_profile(m["profile"]).epochs("gearnn2", m["dataset"])["ER"]
 
 
+def reduced_budget(m: Dict[str, Any]) -> bool:
+    """True for a point of a training-budget sweep (Appendix C): a run trained for fewer epochs in all than
+    its method trains at its profile's own settings (an explicit epochs_e2=1 where E_2 is 4, say)."""
+    plan = m.get("plan") or []
+    if not plan or m.get("family") in ("adversarial", "layers"):
+        return False
+    try:
+        default = plan_for(m["method"], get_profile(m["profile"]), m["dataset"], m["arch"])[1]
+    except (KeyError, ValueError):  # a method or profile this version no longer knows
+        return False
+    trained = sum(step.get("epochs", 0) for step in plan if step.get("kind") == "train")
+    return trained < sum(step.epochs for step in default if step.kind == "train")
+
+
+def floor_exempt(m: Dict[str, Any]) -> str:
+    """Why the clean-accuracy floor does not apply to a run ('' when it does): a short schedule from
+    scratch or a reduced-budget point, both a curve's start that is expected to sit low."""
+    if short_schedule(m):
+        return "a short schedule from scratch"
+    if reduced_budget(m):
+        return "a reduced-budget point"
+    return ""
+
+
 def floor_note(m: Dict[str, Any]) -> str:
-    """'under the floor: ...' for a run below its profile's `clean_floor` (short schedules excepted), else ''."""
+    """'under the floor: ...' for a run below its profile's `clean_floor` (short schedules and reduced-budget
+    points excepted, see `floor_exempt`), else ''."""
     floor = get_profile(m["profile"]).clean_floor
-    if not floor or m["clean_acc"] >= floor or short_schedule(m):
+    if not floor or m["clean_acc"] >= floor or floor_exempt(m):
         return ""
     return (
         f"under the floor: {m['clean_acc']:.1f}% clean, below the {m['profile']} profile's {floor:g}% "
@@ -575,7 +607,7 @@ def floor_note(m: Dict[str, Any]) -> str:
 def audit_results(folder: PathLike, seeds: Sequence[int] = (0, 1, 2)) -> List[str]:
     """What is wrong with the results under `folder` (one line each): missing fields, runs at chance or
     collapsed (early points excepted, see `early_point`), runs under their profile's clean-accuracy floor
-    (short schedules excepted, see `short_schedule`), and seeded runs (claims.SEEDED_RUNS) lacking a seed."""
+    (short schedules and reduced budgets excepted, see `floor_exempt`), and seeded runs (claims.SEEDED_RUNS) lacking a seed."""
     problems: List[str] = []
     names = set()
     for path in sorted(Path(folder).glob("*.json")):

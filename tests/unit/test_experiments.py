@@ -5,6 +5,7 @@ One tiny One-Shot-Growth run (a few seconds on a CPU) backs the tests that need 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -24,6 +25,7 @@ from gearlib.experiments import (
     final_model,
     gains,
     landscape_curves,
+    metrics_table,
     nshot_method,
     paper_dataset,
     plan_summary,
@@ -34,7 +36,7 @@ from gearlib.experiments import (
 )
 from gearlib.models import widths_of
 from gearlib.profiles import get_profile
-from gearlib.train.methods import METHODS
+from gearlib.train.methods import METHODS, plan_for
 
 matplotlib.use("Agg")
 
@@ -298,17 +300,45 @@ def test_audit_results_finds_chance_missing_fields_and_missing_seeds(tmp_path):
     assert "gearnn2-vgg19-synthetic-seed0.json" not in problems
 
 
+def _default_plan(method, arch="vgg19"):
+    """`method`'s plan at the cpu profile's own epochs, as a result record stores it."""
+    return [dataclasses.asdict(s) for s in plan_for(method, get_profile("cpu"), "synthetic", arch)[1]]
+
+
+def test_a_reduced_budget_point_under_the_floor_is_exempt_and_says_so(tmp_path):
+    """Appendix C's budget sweep: GEARnn-1 with E_2 = 1 (fewer epochs than the cpu profile's own plan) may
+    sit under the floor; the same accuracy on the full schedule is flagged. The table note says which."""
+    full = _default_plan("gearnn1", "resnet18")  # not a seeded (VGG-19) comparison: one seed is enough
+    short = [dict(s, epochs=1) if s["kind"] == "train" and s["stage"] == "osg2" else s for s in full]
+    assert sum(s["epochs"] for s in short) < sum(s["epochs"] for s in full)
+    budget = _result(method="gearnn1", arch="resnet18", clean_acc=28.8, plan=short, latency={})
+    (tmp_path / "gearnn1-resnet18-synthetic-seed0-e2-1.json").write_text(json.dumps(budget))
+    assert audit_results(tmp_path) == []
+    note = metrics_table({"GEARnn-1 (E_2 = 1)": budget})["note"].iloc[0]
+    assert note.startswith("a reduced-budget point: under the cpu profile's 30% floor")
+    (tmp_path / "gearnn1-resnet18-synthetic-seed0.json").write_text(
+        json.dumps(_result(method="gearnn1", arch="resnet18", clean_acc=28.8, plan=full))
+    )
+    assert audit_results(tmp_path) == [
+        "gearnn1-resnet18-synthetic-seed0.json: under the floor: 28.8% clean, below the cpu profile's 30% "
+        "(profile setting clean_floor)"
+    ]
+    full_run = _result(method="gearnn1", arch="resnet18", plan=full, latency={})
+    assert "note" not in metrics_table({"GEARnn-1": full_run}).columns
+
+
 def test_audit_flags_runs_under_the_profiles_clean_floor_but_not_short_schedules(tmp_path):
     """cpu's clean_floor (30%) applies to full schedules; a fixed network trained from scratch for at most
     E_R epochs (Table 7's AugMix-only arm, Appendix C's points) is exempt, and smoke has no floor."""
     er = get_profile("cpu").epochs("gearnn2", "synthetic")["ER"]
-    grown = _result(clean_acc=25.0, plan=[{"kind": "train", "epochs": 2}, {"kind": "grow", "epochs": 0}])
+    grown = _result(clean_acc=25.0, plan=_default_plan("gearnn2"))
     (tmp_path / "gearnn2-vgg19-synthetic-seed0-n4000.json").write_text(json.dumps(grown))
     arm = _result(
         method="phase2-augmix", clean_acc=25.0, plan=[{"kind": "topology"}, {"kind": "train", "epochs": er}]
     )
     (tmp_path / "phase2-augmix-vgg19-synthetic-seed0.json").write_text(json.dumps(arm))
-    longer = {**arm, "method": "phase1-vanilla", "plan": [{"kind": "train", "epochs": er + 1}]}
+    longer = {**arm, "method": "phase1-vanilla", "plan": _default_plan("phase1-vanilla")}
+    assert sum(s["epochs"] for s in longer["plan"]) > er
     (tmp_path / "phase1-vanilla-vgg19-synthetic-seed0.json").write_text(json.dumps(longer))
     smoke = {**grown, "profile": "smoke"}
     (tmp_path / "osg-clean-vgg19-synthetic-seed0.json").write_text(json.dumps(smoke))
@@ -358,7 +388,8 @@ def test_tables_show_missing_values_as_n_a_never_none_or_nan():
         {"C-acc (%)": [50.0, None], "E (kJ)": [1.5, None], "note": ["", None]}, index=["a", "b"]
     )
     html = readable_html(table)
-    assert "n/a (no meter)" in html and html.count(">n/a<") == 2
+    assert "n/a (no meter)" in html and html.count(">n/a<") == 1  # the missing accuracy
+    assert html.count("<td></td>") == 2  # both notes blank: a row without a note has nothing to say
     assert "None" not in html and "NaN" not in html and "1.5" in html
 
 
