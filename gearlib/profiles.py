@@ -60,7 +60,7 @@ LAYERS_SHARED_FIELDS = (
     "era_width", "era_depth", "era_views", "lr_scaling",
 )  # fmt: skip
 # Fields only the book reads (which runs it asks for), never training or evaluation.
-BOOK_FIELDS = ("trend_subset", "trend_archs", "clean_floor")
+BOOK_FIELDS = ("trend_subset", "trend_archs", "clean_floor", "prime_robust_epochs")
 # Training fields added after runs were stored, with the value that reproduces the older behaviour: a field
 # at that value is left out of a run's identity, so adding a setting does not orphan every stored run.
 NEUTRAL_WHEN_ADDED: Dict[str, Any] = {
@@ -145,6 +145,10 @@ class Profile:
     # one under it, except a fixed network trained from scratch for at most E_R epochs (the start of
     # Appendix C's curves, Table 7's ERA-only and AugMix-only arms). 0 = only the at-chance check.
     clean_floor: float = 0.0
+    # Robust epochs of the PRIME chapter's GEARnn runs (E_R of GEARnn-2 + PRIME; E_2 of GEARnn-1 + PRIME, as
+    # E_2 = E_R): 0 = the profile's own E_R. cpu doubles them: after growth on clean data, four epochs of ERA
+    # over PRIME's views left GEARnn-2 under clean_floor (README, "PRIME at the cpu scale").
+    prime_robust_epochs: int = 0
     test_subset: int = 0
     robust_per_block: int = 0  # images per (corruption, severity) block for robust accuracy; 0 = all
     latency_iters: int = 200  # timed single-sample forwards per window
@@ -264,6 +268,7 @@ _RANGES: Dict[str, Tuple[float, float]] = {
     "train_subset": (0, 10**9),
     "trend_subset": (0, 10**9),
     "clean_floor": (0.0, 100.0),
+    "prime_robust_epochs": (0, 100000),
     "test_subset": (0, 10**9),
     "robust_per_block": (0, 10**9),
     "latency_iters": (1, 10**6),
@@ -425,6 +430,7 @@ _PROFILES: Dict[str, Dict[str, Any]] = {
         trend_subset=4000,
         trend_archs="resnet18",
         clean_floor=30.0,
+        prime_robust_epochs=8,
         test_subset=2000,
         robust_per_block=200,
         latency_iters=50,

@@ -28,7 +28,8 @@
 # budgets (1, 2 and 4 epochs; the budget a run has anyway is its default run), chapter 4's one-knob-at-a-time
 # ERA variants (Table 8; ERA itself is claims-a's Small(ERA); the JSD variants, about twice the cost, are
 # split between the streams) and chapter 9's PRIME runs. GEARnn-2 + PRIME came first because chapter 9's
-# question (does PRIME train at this scale?) hangs on it.
+# question (does PRIME train at this scale?) hangs on it: with E_R = 4 it ended under the clean floor, so the
+# cpu profile's prime_robust_epochs gives chapter 9's two GEARnn runs 8 robust epochs (the last two lines).
 #
 # Each line is `method arch seed [setting=value ...]`; a finished run is skipped (the run store is keyed by its training
 # settings), an interrupted one resumes from its last finished stage. A Small baseline trains the GEARnn-2
@@ -139,6 +140,7 @@ small-era vgg19 0 era_width=1 era_depth=1 era_views=3
 small-era vgg19 0 era_width=1 era_depth=3 era_views=2
 small-era vgg19 0 era_width=3 era_depth=1 era_views=0
 small-prime vgg19 0
+gearnn2-prime vgg19 0 epochs_er=8
 "
 stream_rest_b="
 gearnn1 vgg19 0 epochs_e2=1
@@ -147,6 +149,7 @@ small-era vgg19 0 era_width=1 era_depth=3 era_views=3
 small-era vgg19 0 era_width=1 era_depth=1 era_views=0
 small-era vgg19 0 era_width=1 era_depth=3 era_views=0
 gearnn1-prime vgg19 0
+gearnn1-prime vgg19 0 epochs_e2=8
 "
 case "${1:-}" in
     a) queue="$stream_a" ;;

@@ -450,3 +450,4 @@ def test_trend_runs_use_the_profiles_trend_subset_and_their_own_file_names(tmp_p
     # the trend settings pick runs; they are not part of any run's training identity
     training = get_profile("cpu").training_dict()
     assert "trend_subset" not in training and "trend_archs" not in training
+    assert "prime_robust_epochs" not in training  # chapter 9 passes its runs explicit epoch settings instead
