@@ -28,6 +28,7 @@ from gearlib.bench import layers as bench_layers
 from gearlib.claims import METRICS, SEEDED_RUNS
 from gearlib.claims import spread as seed_spread
 from gearlib.claims import values as metric_values
+from gearlib.claims import verdict as claim_verdict
 from gearlib.corrupt import corrupt
 from gearlib.data import DatasetNotFoundError, ImageDataset, dataset_info, find_dataset, load_dataset
 from gearlib.evaluate import chance_ceiling
@@ -273,6 +274,19 @@ class Chapter:
         """`run` for several methods, in order (Small baselines after the GEARnn-2 run they copy)."""
         return {m: self.run(m, **kwargs) for m in methods}
 
+    def prime_run(self, method: str) -> Dict[str, Any]:
+        """`run` of a chapter-9 method: the GEARnn runs with PRIME train the profile's `prime_robust_epochs`
+        robust epochs (E_R for GEARnn-2, E_2 for GEARnn-1) where that setting is not 0 (see PRIME_LONGER)."""
+        epochs = self.profile_config.prime_robust_epochs
+        if epochs and method in PRIME_LONGER:
+            return self.run(method, overrides=[f"{PRIME_LONGER[method]}={epochs}"], tag=f"-er{epochs}")
+        return self.run(method)
+
+
+# The epoch setting that the profile's prime_robust_epochs replaces, per chapter-9 GEARnn method: the phase
+# that trains on ERA over PRIME's primitives.
+PRIME_LONGER = {"gearnn2-prime": "epochs_er", "gearnn1-prime": "epochs_e2"}
+
 
 # Test images a chapter may show (galleries, spectra, corruption figures), stored with the results.
 SAMPLE_IMAGES = 64
@@ -404,6 +418,80 @@ def epoch_curve(run: Dict[str, Any]) -> List[Dict[str, Any]]:
         for e in run["epochs"]
         if not e.get("growth")
     ]
+
+
+def accuracy_curve(run: Dict[str, Any]) -> pd.DataFrame:
+    """A run's training accuracy per epoch in % ("train acc (%)"), indexed by epoch across all its stages,
+    with each epoch's stage; epochs that logged no accuracy are left out."""
+    frame = pd.DataFrame(epoch_curve(run)).dropna(subset=["acc"]).set_index("epoch")
+    return frame.assign(**{"train acc (%)": 100 * frame["acc"]})
+
+
+def phase_summary(run: Dict[str, Any], robust_stage: str = "era") -> Dict[str, Any]:
+    """Training accuracy (%) of a GEARnn run at the end of its clean growth, after its first robust epoch
+    and after its last, with the number of robust epochs (the epochs of stage `robust_stage`)."""
+    frame = accuracy_curve(run)
+    clean, robust = frame[frame["stage"] != robust_stage], frame[frame["stage"] == robust_stage]
+    if clean.empty or robust.empty:
+        stages = sorted(set(frame["stage"]))
+        raise ValueError(
+            f"run {run.get('method')!r} has no clean epochs followed by {robust_stage!r} epochs with a logged "
+            f"accuracy (stages: {stages}); pass the robust stage's name as robust_stage"
+        )
+    return {
+        "end of growth": float(clean["train acc (%)"].iloc[-1]),
+        "first robust epoch": float(robust["train acc (%)"].iloc[0]),
+        "last robust epoch": float(robust["train acc (%)"].iloc[-1]),
+        "robust epochs": len(robust),
+    }
+
+
+def median_epoch_seconds(run: Dict[str, Any]) -> float:
+    """Median training seconds of a run's epochs (growth steps excluded): a per-epoch cost that one slow
+    epoch on a shared machine does not move."""
+    seconds = [e["seconds"] for e in run["epochs"] if not e.get("growth")]
+    if not seconds:
+        raise ValueError(f"run {run.get('method')!r} logged no training epochs")
+    return float(statistics.median(seconds))
+
+
+def per_view_costs(runs: Dict[str, Dict[str, Any]], views: Dict[str, int]) -> pd.DataFrame:
+    """Per run: robust accuracy, median seconds per epoch, views per training image (`views`, at least 1:
+    J = 0 trains one augmented view) and seconds per epoch and view (chapter 4, the cost of ERA's knobs)."""
+    missing = sorted(set(runs) - set(views))
+    if missing:
+        raise KeyError(f"no view count for {missing}; give every run's number of views")
+    rows = {}
+    for name, m in runs.items():
+        n_views = max(1, int(views[name]))
+        per_epoch = median_epoch_seconds(m)
+        rows[name] = {
+            "R-acc (%)": round(m["robust_acc"], 2),
+            "s / epoch": per_epoch,
+            "views": n_views,
+            "s / epoch / view": per_epoch / n_views,
+        }
+    return pd.DataFrame(rows).T.rename_axis("method")
+
+
+def judged_against(
+    runs: Dict[str, Dict[str, Any]], ours: str, others: Sequence[str], spread: Optional[float]
+) -> pd.DataFrame:
+    """One row per run in `others`: run `ours`'s robust-accuracy gap to it, the seed spread the gap is
+    judged against (`spread` of the reference runs, for one-seed arms), the verdict and the training-time
+    ratio (ours over theirs)."""
+    rows = {}
+    for other in others:
+        judged = claim_verdict(
+            [runs[ours]["robust_acc"]], [runs[other]["robust_acc"]], reference_spread=spread
+        )
+        rows[f"{ours} vs {other}"] = {
+            "R-acc gap (points)": round(judged.gap, 2),
+            "seed spread": round(judged.spread, 2),
+            "verdict": judged.verdict,
+            "time ratio": round(runs[ours]["train_seconds"] / runs[other]["train_seconds"], 2),
+        }
+    return pd.DataFrame(rows).T.rename_axis("robust accuracy, higher is better")
 
 
 def stage_boundaries(run: Dict[str, Any]) -> List[float]:

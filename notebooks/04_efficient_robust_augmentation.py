@@ -34,15 +34,12 @@ replay: bool = False  # True: read results/<profile>/ instead of training
 variants: list = ["basic", "+width", "+depth", "+JSD-3", "+depth+JSD-3", "+depth+JSD-2", "+depth+JSD-4 (ERA)"]
 
 # %% tags=["remove-cell"]
-import statistics
-
-import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
 from gearlib import augment, claims, paper, plots
 from gearlib.data import to_float
-from gearlib.experiments import metrics_table, open_chapter
+from gearlib.experiments import metrics_table, open_chapter, per_view_costs
 
 chapter = open_chapter(globals(), extra=["variants"])
 display(Markdown(chapter.banner()))
@@ -107,11 +104,10 @@ fig = plots.compare_bars(
 # %%
 reference = [chapter.run("small-augmix", overrides=trend, tag=trend_tag, seed=s) for s in (0, 1, 2)]
 spread = claims.spread([m["robust_acc"] for m in reference])
-per_epoch = {name: statistics.median(e["seconds"] for e in m["epochs"]) for name, m in runs.items()}
-views = ours.join(knobs[["J"]])["J"].fillna(0).clip(lower=1)
-costs = ours[["R-acc (%)"]].assign(**{"s / epoch": pd.Series(per_epoch), "views": views})
-costs = costs.assign(**{"s / epoch / view": costs["s / epoch"] / costs["views"]})
-display(costs.round(2))
+views = {name: int(knobs.loc[name, "J"]) for name in runs}  # J = 0 trains one augmented view
+costs = per_view_costs(runs, views)
+display(costs.astype({"views": int}).round(2))
+per_epoch = costs["s / epoch"]
 era_name = variants[-1]
 widest = ours["R-acc (%)"].max() - ours["R-acc (%)"].min()
 judged = claims.verdict(

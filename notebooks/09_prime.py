@@ -44,7 +44,15 @@ from IPython.display import Markdown, display
 
 from gearlib import augment, claims, paper, plots
 from gearlib.data import to_float
-from gearlib.experiments import epoch_curve, gains, metrics_table, open_chapter, provenance
+from gearlib.experiments import (
+    accuracy_curve,
+    gains,
+    judged_against,
+    metrics_table,
+    open_chapter,
+    phase_summary,
+    provenance,
+)
 
 chapter = open_chapter(globals())
 display(Markdown(chapter.banner()))
@@ -79,17 +87,7 @@ fig = plots.view_grid([images, *singles, mixed, era_prime], titles)
 
 # %%
 sample = to_float(chapter.test_images(64).images)
-
-
-def saturated(x):
-    return 100 * float(((x <= 0) | (x >= 1)).float().mean())
-
-
-strength = {"clean": {"mean |view - clean|": 0.0, "saturated (%)": saturated(sample)}}
-for name in ("augmix", "era", "prime", "era_prime"):
-    views = augment.make_augment(name)(sample, generator=torch.Generator().manual_seed(seed))[1:]
-    change = float(torch.stack([(v - sample).abs().mean() for v in views]).mean())
-    strength[name] = {"mean |view - clean|": change, "saturated (%)": sum(map(saturated, views)) / len(views)}
+strength = augment.view_strength(sample, ["augmix", "era", "prime", "era_prime"], seed=seed)
 strength = pd.DataFrame(strength).T.rename_axis("augmentation")
 display(strength.round(3))
 change = strength["mean |view - clean|"]
@@ -107,13 +105,8 @@ display(
 # %%
 schedule = chapter.profile_config.epochs("gearnn2", chapter.dataset)
 prime_epochs = chapter.profile_config.prime_robust_epochs
-longer = {"gearnn2-prime": f"epochs_er={prime_epochs}", "gearnn1-prime": f"epochs_e2={prime_epochs}"}
-runs = {}
-for method in ["small-clean", "small-prime", "gearnn1-prime", "gearnn2-prime"]:
-    if prime_epochs and method in longer:
-        runs[method] = chapter.run(method, overrides=[longer[method]], tag=f"-er{prime_epochs}")
-    else:
-        runs[method] = chapter.run(method)
+methods = ["small-clean", "small-prime", "gearnn1-prime", "gearnn2-prime"]
+runs = {method: chapter.prime_run(method) for method in methods}
 if prime_epochs:
     display(
         Markdown(
@@ -159,26 +152,24 @@ fig = plots.cost_vs_robustness(ours, paper=reported, title="PRIME: robust accura
 
 
 # %%
-def training_curve(run):
-    frame = pd.DataFrame(epoch_curve(run)).dropna(subset=["acc"]).set_index("epoch")
-    return frame.assign(**{"train acc (%)": 100 * frame["acc"]})
-
-
-augmix_run = chapter.run("gearnn2")
 curves = {
-    "GEARnn-2 (ERA, AugMix ops)": training_curve(augmix_run),
-    "GEARnn-2 + PRIME": training_curve(runs["gearnn2-prime"]),
+    "GEARnn-2 (ERA, AugMix ops)": chapter.run("gearnn2"),
+    "GEARnn-2 + PRIME": runs["gearnn2-prime"],
 }
-fig = plots.lines(curves, y="train acc (%)", title="Training accuracy per epoch, growth then robust phase")
+fig = plots.lines(
+    {label: accuracy_curve(run) for label, run in curves.items()},
+    y="train acc (%)",
+    title="Training accuracy per epoch, growth then robust phase",
+)
 
 # %%
 lines = []
-for label, frame in curves.items():
-    clean, robust = frame[frame["stage"] != "era"], frame[frame["stage"] == "era"]
+for label, run in curves.items():
+    phases = phase_summary(run)
     lines.append(
-        f"- {label}: {clean['train acc (%)'].iloc[-1]:.1f}% at the end of growth, "
-        f"{robust['train acc (%)'].iloc[0]:.1f}% after the first robust epoch, "
-        f"{robust['train acc (%)'].iloc[-1]:.1f}% after the last of {len(robust)}"
+        f"- {label}: {phases['end of growth']:.1f}% at the end of growth, "
+        f"{phases['first robust epoch']:.1f}% after the first robust epoch, "
+        f"{phases['last robust epoch']:.1f}% after the last of {phases['robust epochs']}"
     )
 display(Markdown("\n".join(lines)))
 
@@ -190,18 +181,7 @@ display(Markdown("\n".join(lines)))
 
 # %%
 spread = claims.spread([chapter.run("gearnn2", seed=s)["robust_acc"] for s in (0, 1, 2)])
-rows = {}
-for other in ("gearnn1-prime", "small-prime"):
-    judged = claims.verdict(
-        [runs["gearnn2-prime"]["robust_acc"]], [runs[other]["robust_acc"]], reference_spread=spread
-    )
-    rows[f"GEARnn-2 + PRIME vs {other}"] = {
-        "R-acc gap (points)": round(judged.gap, 2),
-        "seed spread": round(judged.spread, 2),
-        "verdict": judged.verdict,
-        "time ratio": round(runs["gearnn2-prime"]["train_seconds"] / runs[other]["train_seconds"], 2),
-    }
-pd.DataFrame(rows).T.rename_axis("robust accuracy, higher is better")
+judged_against(runs, "gearnn2-prime", ["gearnn1-prime", "small-prime"], spread)
 
 # %% [markdown]
 # In the paper the ordering of §6.1 survives the change of augmentation: GEARnn-2 keeps most of the

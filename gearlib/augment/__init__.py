@@ -21,6 +21,7 @@ from gearlib.augment.factory import AUGMENT_NAMES, Augment, make_augment, valid_
 from gearlib.augment.jsd import jsd_divergence, jsd_loss, task_loss
 from gearlib.augment.ops import AUGMIX_OPS, GEOMETRIC_OPS, OP_INDEX, POINT_OPS, apply_ops
 from gearlib.augment.prime import PRIMITIVES, PrimeConfig, PrimeOps, prime
+from gearlib.augment.strength import saturated_share, view_strength
 
 __all__ = [
     "AUGMENT_NAMES",
@@ -51,6 +52,8 @@ __all__ = [
     "mix_views",
     "prime",
     "resolve_ops",
+    "saturated_share",
     "task_loss",
     "valid_knobs",
+    "view_strength",
 ]

@@ -17,17 +17,22 @@ import torch
 from gearlib import plots
 from gearlib.experiments import (
     ADVERSARIAL_RESULT_KEYS,
+    PRIME_LONGER,
     RESULT_KEYS,
     Chapter,
     StaleResultError,
+    accuracy_curve,
     audit_results,
     corrupted_views,
     final_model,
     gains,
+    judged_against,
     landscape_curves,
     metrics_table,
     nshot_method,
     paper_dataset,
+    per_view_costs,
+    phase_summary,
     plan_summary,
     provenance,
     readable_html,
@@ -451,3 +456,94 @@ def test_trend_runs_use_the_profiles_trend_subset_and_their_own_file_names(tmp_p
     training = get_profile("cpu").training_dict()
     assert "trend_subset" not in training and "trend_archs" not in training
     assert "prime_robust_epochs" not in training  # chapter 9 passes its runs explicit epoch settings instead
+
+
+def _epochs(*rows):
+    """A run's epoch log from (stage, accuracy or None, seconds) rows; a ("growth", s) row is a growth step."""
+    log, total = [], 0
+    for row in rows:
+        if row[0] == "growth":
+            log.append({"growth": True, "seconds": row[1], "stage": "growth"})
+            continue
+        total += 1
+        log.append({"stage": row[0], "acc": row[1], "loss": 1.0, "seconds": row[2], "total_epoch": total})
+    return log
+
+
+def test_phase_summary_reads_the_end_of_growth_and_the_robust_phase():
+    run = {"method": "gearnn2", "epochs": _epochs(
+        ("e1", 0.3, 1.0), ("growth", 5.0), ("e2", 0.5, 1.0), ("era", 0.2, 4.0), ("era", None, 4.0), ("era", 0.4, 4.0)
+    )}  # fmt: skip
+    curve = accuracy_curve(run)
+    assert list(curve.index) == [1, 2, 3, 5] and list(curve["train acc (%)"]) == pytest.approx(
+        [30, 50, 20, 40]
+    )
+    summary = phase_summary(run)
+    assert summary == {
+        "end of growth": pytest.approx(50.0),
+        "first robust epoch": pytest.approx(20.0),
+        "last robust epoch": pytest.approx(40.0),
+        "robust epochs": 2,  # the epoch that logged no accuracy is left out
+    }
+    with pytest.raises(
+        ValueError, match="no clean epochs followed by 'prime'.*stages: \\['e1', 'e2', 'era'\\]"
+    ):
+        phase_summary(run, robust_stage="prime")
+
+
+def test_per_view_costs_divide_the_median_epoch_by_the_views():
+    runs = {
+        "basic": {
+            "robust_acc": 40.0,
+            "epochs": _epochs(("era", 0.1, 2.0), ("era", 0.1, 9.0), ("era", 0.1, 2.2)),
+        },
+        "ERA": {
+            "robust_acc": 45.0,
+            "epochs": _epochs(("growth", 99.0), ("era", 0.1, 8.0), ("era", 0.1, 8.4)),
+        },
+    }
+    costs = per_view_costs(runs, {"basic": 0, "ERA": 4})
+    assert costs.loc["basic", "s / epoch"] == pytest.approx(2.2)  # the slow epoch does not move the median
+    assert costs.loc["basic", "views"] == 1  # J = 0 trains one augmented view
+    assert costs.loc["ERA", "s / epoch"] == pytest.approx(8.2)  # the growth step is not an epoch
+    assert costs.loc["ERA", "s / epoch / view"] == pytest.approx(2.05)
+    with pytest.raises(KeyError, match="no view count for \\['ERA'\\]"):
+        per_view_costs(runs, {"basic": 0})
+
+
+def test_judged_against_uses_the_reference_spread_for_one_seed_arms():
+    runs = {
+        "ours": {"robust_acc": 50.0, "train_seconds": 100.0},
+        "near": {"robust_acc": 48.0, "train_seconds": 400.0},
+        "far": {"robust_acc": 40.0, "train_seconds": 50.0},
+    }
+    table = judged_against(runs, "ours", ["near", "far"], spread=3.0)
+    assert list(table.index) == ["ours vs near", "ours vs far"]
+    assert table.loc["ours vs near", "verdict"] == "within noise"
+    assert table.loc["ours vs far", "verdict"] == "holds"
+    assert (
+        table.loc["ours vs far", "R-acc gap (points)"] == 10.0
+        and table.loc["ours vs near", "time ratio"] == 0.25
+    )
+    assert judged_against(runs, "far", ["ours"], spread=3.0).loc["far vs ours", "verdict"] == "fails"
+
+
+@pytest.mark.parametrize("profile, epochs", [("cpu", 8), ("smoke", 0)])
+def test_prime_run_trains_the_profiles_robust_epochs_only_for_the_gearnn_prime_runs(
+    tmp_path, profile, epochs
+):
+    chapter = Chapter(profile=profile, dataset="synthetic", results_root=str(tmp_path))
+    assert chapter.profile_config.prime_robust_epochs == epochs
+    calls = []
+    chapter.run = lambda method, **kwargs: calls.append((method, kwargs)) or {}
+    for method in ("small-prime", "gearnn1-prime", "gearnn2-prime"):
+        chapter.prime_run(method)
+    if epochs:
+        assert calls == [
+            ("small-prime", {}),
+            ("gearnn1-prime", {"overrides": ["epochs_e2=8"], "tag": "-er8"}),
+            ("gearnn2-prime", {"overrides": ["epochs_er=8"], "tag": "-er8"}),
+        ]
+    else:
+        assert calls == [(m, {}) for m in ("small-prime", "gearnn1-prime", "gearnn2-prime")]
+    assert set(PRIME_LONGER) == {"gearnn1-prime", "gearnn2-prime"}

@@ -136,3 +136,20 @@ def test_diffeo_matches_spec_field_and_remap() -> None:
         + yv * xv * at(yc, xc)
     )
     assert torch.allclose(random_diffeo(x, t, cut, generator=_gen(3)), expected, atol=1e-4)
+
+
+def test_view_strength_measures_each_augmentation_on_its_own_generator():
+    from gearlib.augment import saturated_share, view_strength
+
+    images = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 0.8 + 0.1
+    table = view_strength(images, ["era", "era_prime"], seed=3)
+    assert table["clean"] == {"mean |view - clean|": 0.0, "saturated (%)": 0.0}
+    assert 0 < table["era"]["mean |view - clean|"] < 1 and 0 < table["era_prime"]["mean |view - clean|"] < 1
+    # one name's numbers do not depend on the names measured before it
+    assert view_strength(images, ["era_prime"], seed=3)["era_prime"] == table["era_prime"]
+    assert view_strength(images, ["era_prime"], seed=4)["era_prime"] != table["era_prime"]
+    assert saturated_share(torch.tensor([0.0, 0.5, 1.0, 1.0])) == 75.0
+    with pytest.raises(ValueError, match="float NCHW.*to_float"):
+        view_strength((images * 255).to(torch.uint8), ["era"])
+    with pytest.raises(ValueError, match="'none' makes no augmented view"):
+        view_strength(images, ["none"])
