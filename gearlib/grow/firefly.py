@@ -223,25 +223,19 @@ def score_candidates(
         for name, unit in candidate.units.items()
     }
     n = 0
-    with candidate.recording() as outputs:
+    with candidate.recording() as recorded:
         for x, y in _batches(batches, max_batches, progress, "grow: score"):
             x, y = _to_device(x, device, channels_last), y.to(device, non_blocking=True)
-            outputs.clear()
+            recorded.clear()
             loss = loss_fn(candidate(x), y)
-            if any(out._version != version for _, _, out, version in outputs):
-                raise RuntimeError(
-                    "an in-place operation overwrote a growing layer's output in the candidate network; "
-                    "use out-of-place activations (inplace=False) in the model's forward"
-                )
-            # Gradients w.r.t. the recorded outputs only: no weight gradients are computed.
-            grads = torch.autograd.grad(loss, [out for _, _, out, _ in outputs])
+            # Gradients w.r.t. the multipliers t only: no weight gradients are computed.
+            grads = torch.autograd.grad(loss, [t for _, split, new in recorded for t in (split, new)])
             with torch.no_grad():
-                for (unit, old_part, _, _), grad in zip(outputs, grads):
-                    split, new = unit.score_contributions(grad, old_part)
+                for (unit, _, _), split, new in zip(recorded, grads[0::2], grads[1::2]):
                     sums[unit.name][0].add_(split)
                     sums[unit.name][1].add_(new)
             n += 1
-        outputs.clear()
+        recorded.clear()
     if n == 0:
         raise ValueError("growth needs at least one batch; the batch source was empty")
     if distributed.active():  # pool every rank's batches: the same scores, so the same selection
